@@ -1,0 +1,262 @@
+"""The ``nasindex`` command line. Thin: every command calls the engine, search or health
+functions that the flows and the dashboard use too."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nasindex import demo as demo_mod
+from nasindex.config import Settings, load_settings
+from nasindex.errors import NasIndexError
+from nasindex.health import nas_status
+from nasindex.index.db import migrate, require_current
+from nasindex.registry import registry
+from nasindex.search import SearchQuery
+from nasindex.search import images as find_images
+from nasindex.search import search as run_search
+from nasindex.sync import Kind, RunSummary, run_sync
+
+app = typer.Typer(help="Index the medical images on several NAS devices; search them.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+out = Console()
+err = Console(stderr=True)
+_config_path: Path | None = None
+
+
+@app.callback()
+def _global(config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Config file (default: $NASINDEX_CONFIG or ./nasindex.toml).")
+        ] = None) -> None:
+    global _config_path
+    _config_path = config
+
+
+def settings() -> Settings:
+    return load_settings(_config_path)
+
+
+@app.command()
+def init() -> None:
+    """Create the index, or migrate it to the current schema."""
+    s = settings()
+    migrate(s.index.url)
+    out.print(f"Index ready at {_safe_url(s.index.url)}")
+
+
+def _targets(s: Settings, nas: str | None, all_: bool) -> list[str]:
+    if all_:
+        return list(s.nas)
+    if not nas:
+        raise typer.BadParameter("name a NAS or pass --all")
+    s.get_nas(nas)
+    return [nas]
+
+
+def _run_many(kind: Kind, nas: str | None, all_: bool, as_json: bool) -> None:
+    s = settings()
+    require_current(s.index.url)
+    summaries: list[RunSummary] = []
+    failed = False
+    for nas_id in _targets(s, nas, all_):
+        try:
+            summaries.append(_run_one(s, nas_id, kind, quiet=as_json))
+        except NasIndexError as exc:
+            failed = True
+            err.print(f"[red]{nas_id}: {exc}[/red]")
+    if as_json:
+        out.print_json(json.dumps([x.as_dict() for x in summaries]))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run_one(s: Settings, nas_id: str, kind: Kind, quiet: bool) -> RunSummary:
+    with Progress(TextColumn(f"{nas_id} {kind.value}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, disable=quiet, transient=True) as bar:
+        task = bar.add_task("read", total=None)
+        summary = run_sync(s, nas_id, kind,
+                           on_progress=lambda done, total: bar.update(task, completed=done,
+                                                                      total=total))
+    if not quiet:
+        out.print(_summary_line(summary))
+        for path, reason in summary.first_errors[:5]:
+            out.print(f"  [yellow]error[/yellow] {path}: {reason}")
+    return summary
+
+
+def _summary_line(x: RunSummary) -> str:
+    return (f"{x.nas}: {x.kind} {x.status} in {x.seconds:.1f}s - seen {x.seen}, "
+            f"new {x.new}, changed {x.changed}, missing {x.missing}, revived {x.revived}, "
+            f"failed {x.failed}, skipped {x.skipped}, waiting {x.deferred} "
+            f"({x.files_per_second:.0f} files/s)")
+
+
+NasArg = Annotated[str | None, typer.Argument(help="NAS id from the config.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every configured NAS.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@app.command()
+def index(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
+    """Full index: list the NAS and (re-)read every file."""
+    _run_many(Kind.FULL, nas, all_, as_json)
+
+
+@app.command()
+def sync(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
+    """Incremental sync: read only new and changed files; tombstone vanished ones."""
+    _run_many(Kind.INCREMENTAL, nas, all_, as_json)
+
+
+@app.command()
+def retry(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
+    """Re-read the files that failed before, now, without waiting for their retry time."""
+    _run_many(Kind.RETRY, nas, all_, as_json)
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="Patient name, e.g. 'jane doe'.")] = None,
+    patient_id: Annotated[str | None, typer.Option("--patient-id")] = None,
+    modality: Annotated[list[str] | None, typer.Option("--modality", "-m")] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="YYYYMMDD")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="YYYYMMDD")] = None,
+    nas: Annotated[list[str] | None, typer.Option("--nas")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find patients across every NAS."""
+    engine = require_current(settings().index.url)
+    result = run_search(engine, SearchQuery(text=query, patient_id=patient_id,
+                                            modalities=modality or [], date_from=date_from,
+                                            date_to=date_to, nas=nas or [], limit=limit))
+    if as_json:
+        out.print_json(json.dumps([p.as_dict() for p in result.patients]))
+        return
+    if not result.patients:
+        out.print("No patient matches. Try fewer words, a '*' wildcard, or no filters.")
+        return
+    table = Table("NAS", "Patient ID", "Name", "Born", "Sex", "Studies")
+    for p in result.patients:
+        studies = "\n".join(f"{s.date or '?'} {', '.join(s.modalities)} {s.description or ''} "
+                            f"({s.series_count} series, {s.instance_count} images)"
+                            for s in p.studies)
+        table.add_row(p.nas, p.patient_id, p.patient_name, p.birth_date or "", p.sex or "",
+                      studies)
+    out.print(table)
+    out.print(f"{result.total} patient(s)")
+
+
+@app.command()
+def images(nas: Annotated[str, typer.Option("--nas")],
+           patient_id: Annotated[str, typer.Option("--patient-id")],
+           as_json: JsonOpt = False) -> None:
+    """Every indexed file of one patient on one NAS, with its exact paths."""
+    rows = find_images(require_current(settings().index.url), nas, patient_id)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("Modality", "Display path", "Format", "Size", "Missing since")
+    for r in rows:
+        table.add_row(r["modality"] or "", r["display_path"], r["format"], str(r["size"]),
+                      r["missing_since"] or "")
+    out.print(table)
+    out.print(f"{len(rows)} file(s)")
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Per NAS: counts of patients, studies, images, missing files, errors; last run."""
+    rows = nas_status(require_current(settings().index.url))
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("NAS", "Type", "Patients", "Studies", "Images", "Missing", "Errors",
+                  "Last run")
+    for r in rows:
+        run = r["last_run"]
+        last = f"{run['kind']} {run['status']} {run['ended_at'] or ''}" if run else "never"
+        table.add_row(r["nas"], r["type"], *(str(r[k]) for k in
+                      ("patients", "studies", "instances", "missing", "errors")), last)
+    out.print(table)
+
+
+@app.command()
+def plugins() -> None:
+    """Installed NAS types, and those that failed to load (with their error)."""
+    reg = registry()
+    for name, cls in sorted(reg.types.items()):
+        out.print(f"[green]ok[/green]     {name}: {cls.description}")
+    for name, error in sorted(reg.failures.items()):
+        out.print(f"[red]failed[/red] {name}: {error}")
+
+
+@app.command()
+def demo(
+    dir_: Annotated[Path, typer.Option("--dir", help="Where the demo NAS data goes.")] = Path(
+        "demo-data"),
+    patients: Annotated[int, typer.Option("--patients", min=1)] = 10,
+    slices: Annotated[int, typer.Option("--slices", min=2, help="Slices per series.")] = 24,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config.")] = False,
+) -> None:
+    """Write a demo config and demo NAS devices (one of every NAS type that has a demo)."""
+    config = _config_path or Path("nasindex.toml")
+    if config.exists() and not force:
+        raise NasIndexError(f"{config} exists; pass --force to overwrite it, "
+                            "or --config to write elsewhere.")
+    made = demo_mod.write_demo(config, dir_, patients, slices)
+    for nas_id, count in made.items():
+        out.print(f"demo NAS {nas_id}: {count} patient(s)")
+    out.print(f"Config written to {config}. Next: nasindex init && nasindex index --all")
+
+
+def _safe_url(url: str) -> str:
+    """The index URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _add_plugin_commands() -> None:
+    """NAS types may bring their own sub-commands (entry points ``nasindex.commands``)."""
+    for ep in entry_points(group="nasindex.commands"):
+        try:
+            app.add_typer(ep.load(), name=ep.name)
+        except Exception as exc:  # a broken plugin must not break the CLI
+            registry().failures.setdefault(f"{ep.name} (commands)",
+                                           f"{type(exc).__name__}: {exc}")
+
+
+_add_plugin_commands()
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except NasIndexError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

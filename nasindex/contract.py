@@ -1,0 +1,154 @@
+"""The NAS-type plugin contract: the one door through which nasindex meets a kind of NAS.
+
+A NAS type is a class registered under the entry-point group ``nasindex.nas_types``.
+It is built from one ``[nas.<id>]`` table of the config and promises five things:
+
+* ``Options``: a pydantic model of its own config keys (validated before anything runs);
+* ``check()``: raise :class:`~nasindex.errors.NasUnavailable` if the NAS cannot be read;
+* ``scan(cursor)``: list the items with cheap fingerprints (never opening file contents);
+* ``read(batch)``: turn fingerprints into :class:`InstanceRecord` or :class:`ItemFailure`;
+* ``open_image(record)``: the pixels of one item, for a preview.
+
+Instances must be picklable: ``read`` runs in worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from nasindex.demo import DemoPatient
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What is cheap to know about an item: enough to tell new, changed and unchanged apart.
+
+    ``key`` is the item's stable identity on its NAS (a file's path relative to the root,
+    or a database source key); ``rel_path`` is where its file lies under the NAS root
+    (POSIX separators); ``version`` is anything else that changes with the item (a row's
+    modification stamp), empty when unused.
+    """
+
+    key: str
+    rel_path: str
+    size: int
+    mtime_ns: int
+    version: str = ""
+
+
+@dataclass(slots=True)
+class InstanceRecord:
+    """One image's metadata, flat: the engine splits it into patient/study/series/instance."""
+
+    key: str
+    rel_path: str
+    size: int
+    mtime_ns: int
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+    patient_id: str
+    patient_name: str = ""
+    birth_date: str | None = None  # YYYYMMDD
+    sex: str | None = None
+    study_date: str | None = None  # YYYYMMDD
+    study_time: str | None = None
+    study_description: str | None = None
+    accession_number: str | None = None
+    series_number: int | None = None
+    series_description: str | None = None
+    modality: str | None = None
+    instance_number: int | None = None
+    file_format: str = "dicom"  # dicom | jp2 | j2k
+    transfer_syntax: str | None = None
+    rows: int | None = None
+    columns: int | None = None
+    lossless: bool | None = None
+    content_hash: str | None = None
+    version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFailure:
+    """An item that could not be indexed. ``skipped`` items are not images at all
+    (Thumbs.db, DICOMDIR) and are only counted; the others become error rows."""
+
+    key: str
+    rel_path: str
+    reason: str
+    skipped: bool = False
+    size: int | None = None  # the fingerprint that failed (filled in by the engine)
+    mtime_ns: int | None = None
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """A listing of a NAS. ``complete`` means every item that exists was listed, so an
+    indexed item that is absent is gone; an incremental (cursor) listing is not complete.
+    ``cursor`` is stored after a successful run and handed back to the next ``scan``."""
+
+    items: Iterable[Fingerprint]
+    complete: bool = True
+    cursor: str | None = None
+    skipped: list[ItemFailure] = field(default_factory=list)
+
+
+class NasOptions(BaseModel):
+    """Base for a NAS type's own config keys; unknown keys are refused by name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NasType:
+    """Base class of NAS types. Subclasses set ``name`` and ``Options`` and implement
+    ``check``, ``scan``, ``read`` and ``open_image``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[NasOptions]] = NasOptions
+    demo_devices: ClassVar[tuple[str, ...]] = ()  # ids of the demo NAS devices it makes
+
+    def __init__(self, nas_id: str, root: Path, options: NasOptions) -> None:
+        self.nas_id = nas_id
+        self.root = Path(root)
+        self.options = options
+
+    def check(self) -> None:
+        """Raise NasUnavailable, naming the cause and the fix, if the NAS cannot be read."""
+        raise NotImplementedError
+
+    def scan(self, cursor: str | None = None) -> ScanResult:
+        """List items with fingerprints. Must not read file contents."""
+        raise NotImplementedError
+
+    def read(self, batch: Sequence[Fingerprint]) -> list[InstanceRecord | ItemFailure]:
+        """Read the metadata of a batch of new or changed items, one outcome per item."""
+        raise NotImplementedError
+
+    def open_image(self, rel_path: str) -> np.ndarray:
+        """Pixels of one item as a 2-D array in modality units (e.g. HU for CT)."""
+        raise NotImplementedError
+
+    def inside_root(self, rel_path: str) -> Path:
+        """The absolute path of ``rel_path``, refusing anything that escapes the NAS root."""
+        path = (self.root / rel_path).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"{rel_path!r} is outside the root of NAS {self.nas_id!r}")
+        return path
+
+    @classmethod
+    def create_demo(cls, nas_id: str, root: Path, patients: Sequence[DemoPatient]
+                    ) -> dict[str, Any] | None:
+        """Write a demo NAS of this type under ``root`` holding ``patients`` and return its
+        config keys (beside ``type`` and ``root``), or None if the type has no demo."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Operator-facing facts about this NAS (no secrets)."""
+        return {"type": self.name, "root": str(self.root)}

@@ -1,0 +1,21 @@
+"""Errors a user can act on. Each message names the cause and the fix, and never PHI."""
+
+
+class NasIndexError(Exception):
+    """Base class: an error whose message is meant for the operator, shown without a traceback."""
+
+
+class ConfigError(NasIndexError):
+    """The configuration file is missing, malformed, or has a bad key."""
+
+
+class NasUnavailable(NasIndexError):
+    """A NAS (its share or its database) cannot be reached; nothing was changed."""
+
+
+class UnsafeSync(NasIndexError):
+    """A sync would do something drastic (e.g. tombstone a large share of a NAS); nothing was changed."""
+
+
+class IndexNotReady(NasIndexError):
+    """The index database is missing or not migrated to the current schema."""

@@ -1,0 +1,1 @@
+"""The SQL index: models, the database connection and its migrations."""

@@ -1,0 +1,130 @@
+"""The index schema. Integer surrogate keys; natural keys are unique per NAS.
+
+Nothing is ever hard-deleted by a sync: a vanished item gets ``missing_since``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Nas(SQLModel, table=True):
+    __tablename__ = "nas"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    type: str
+    root: str
+    display_root: str | None = None
+    scan_cursor: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Patient(SQLModel, table=True):
+    __tablename__ = "patient"
+    __table_args__ = (UniqueConstraint("nas_id", "patient_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    nas_id: int = Field(foreign_key="nas.id", index=True)
+    patient_id: str = Field(index=True)
+    patient_name: str = ""
+    # Folded for search: lower case, no accents, name parts separated by single spaces.
+    name_key: str = Field(default="", index=True)
+    birth_date: str | None = Field(default=None, index=True)
+    sex: str | None = None
+
+
+class Study(SQLModel, table=True):
+    __tablename__ = "study"
+    __table_args__ = (UniqueConstraint("nas_id", "study_uid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    nas_id: int = Field(foreign_key="nas.id", index=True)
+    patient_pk: int = Field(foreign_key="patient.id", index=True)
+    study_uid: str = Field(index=True)
+    study_date: str | None = Field(default=None, index=True)
+    study_time: str | None = None
+    description: str | None = None
+    accession_number: str | None = Field(default=None, index=True)
+    modalities: str = ""  # distinct series modalities, "CT\\SR" style
+
+
+class Series(SQLModel, table=True):
+    __tablename__ = "series"
+    __table_args__ = (UniqueConstraint("nas_id", "series_uid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    nas_id: int = Field(foreign_key="nas.id", index=True)
+    study_pk: int = Field(foreign_key="study.id", index=True)
+    series_uid: str = Field(index=True)
+    series_number: int | None = None
+    modality: str | None = Field(default=None, index=True)
+    description: str | None = None
+
+
+class Instance(SQLModel, table=True):
+    __tablename__ = "instance"
+    __table_args__ = (
+        UniqueConstraint("nas_id", "item_key"),
+        Index("ix_instance_series_present", "series_pk", "missing_since"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    nas_id: int = Field(foreign_key="nas.id", index=True)
+    series_pk: int = Field(foreign_key="series.id")
+    item_key: str
+    sop_instance_uid: str = Field(index=True)
+    instance_number: int | None = None
+    rel_path: str
+    file_format: str
+    transfer_syntax: str | None = None
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    version: str = ""
+    content_hash: str | None = None
+    rows: int | None = None
+    columns: int | None = None
+    lossless: bool | None = None
+    indexed_at: datetime = Field(default_factory=utcnow)
+    missing_since: datetime | None = Field(default=None, index=True)
+
+
+class IndexRun(SQLModel, table=True):
+    __tablename__ = "index_run"
+    id: int | None = Field(default=None, primary_key=True)
+    nas_id: int = Field(foreign_key="nas.id", index=True)
+    kind: str  # full | incremental | retry
+    started_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    status: str = "running"  # running | succeeded | failed
+    seen: int = 0
+    new: int = 0
+    changed: int = 0
+    missing: int = 0
+    revived: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0  # still being written (inside the settle window)
+    message: str | None = None
+    flow_run_id: str | None = None
+
+
+class ItemError(SQLModel, table=True):
+    """A file or row that could not be indexed, with the reason; retried on later runs."""
+
+    __tablename__ = "item_error"
+    __table_args__ = (UniqueConstraint("nas_id", "item_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    nas_id: int = Field(foreign_key="nas.id", index=True)
+    item_key: str
+    rel_path: str
+    reason: str
+    attempts: int = 1
+    skipped: bool = False  # not an image at all: counted, never shown as an error
+    first_seen: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow)
+    # Fingerprint of the failed attempt: a changed file is retried at once.
+    size: int | None = Field(default=None, sa_column=Column(BigInteger))
+    mtime_ns: int | None = Field(default=None, sa_column=Column(BigInteger))

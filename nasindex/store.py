@@ -1,0 +1,286 @@
+"""Writes to the index. The sync engine is the only caller: one path for data.
+
+Every batch is one transaction of idempotent upserts, so a run that dies halfway
+converges when it is run again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from nasindex.config import NasSettings
+from nasindex.contract import InstanceRecord, ItemFailure
+from nasindex.errors import NasIndexError
+from nasindex.index.models import IndexRun, Instance, ItemError, Nas, Patient, Series, Study, utcnow
+from nasindex.names import name_key
+
+PT, ST, SE, IN, ER = (m.__table__ for m in (Patient, Study, Series, Instance, ItemError))
+RETRY_BASE = timedelta(minutes=15)
+RETRY_CAP = timedelta(hours=24)
+
+
+class RunInProgress(NasIndexError):
+    """Another run of the same NAS holds the lock."""
+
+
+def ensure_nas(engine: Engine, settings: NasSettings) -> int:
+    """The NAS row's key, creating or updating it from the config."""
+    values = {"name": settings.id, "type": settings.type, "root": str(settings.root),
+              "display_root": settings.display_root}
+    with engine.begin() as conn:
+        pk = conn.scalar(select(Nas.id).where(Nas.name == settings.id))
+        if pk is None:
+            return conn.execute(
+                Nas.__table__.insert().values(**values, created_at=utcnow()).returning(Nas.id)
+            ).scalar_one()
+        conn.execute(update(Nas).where(Nas.id == pk).values(**values))
+        return pk
+
+
+def get_cursor(engine: Engine, nas_pk: int) -> str | None:
+    with engine.connect() as conn:
+        return conn.scalar(select(Nas.scan_cursor).where(Nas.id == nas_pk))
+
+
+def set_cursor(engine: Engine, nas_pk: int, cursor: str | None) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(Nas).where(Nas.id == nas_pk).values(scan_cursor=cursor))
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the index holds of one item: its fingerprint and whether it is tombstoned."""
+
+    size: int
+    mtime_ns: int
+    version: str
+    missing: bool
+
+
+def known_items(engine: Engine, nas_pk: int) -> dict[str, Known]:
+    q = select(Instance.item_key, Instance.size, Instance.mtime_ns, Instance.version,
+               Instance.missing_since.is_not(None)).where(Instance.nas_id == nas_pk)
+    with engine.connect() as conn:
+        return {k: Known(s, m, v, bool(gone)) for k, s, m, v, gone in conn.execute(q)}
+
+
+@dataclass(frozen=True, slots=True)
+class KnownError:
+    size: int | None
+    mtime_ns: int | None
+    attempts: int
+    last_seen: datetime
+    skipped: bool
+
+    def due(self, now: datetime) -> bool:
+        """Failed items are retried with a growing delay; skipped ones only when changed."""
+        if self.skipped:
+            return False
+        delay = min(RETRY_BASE * 2 ** max(self.attempts - 1, 0), RETRY_CAP)
+        last = self.last_seen if self.last_seen.tzinfo else self.last_seen.replace(tzinfo=now.tzinfo)
+        return now >= last + delay
+
+
+def known_errors(engine: Engine, nas_pk: int) -> dict[str, KnownError]:
+    q = select(ItemError.item_key, ItemError.size, ItemError.mtime_ns, ItemError.attempts,
+               ItemError.last_seen, ItemError.skipped).where(ItemError.nas_id == nas_pk)
+    with engine.connect() as conn:
+        return {row[0]: KnownError(*row[1:]) for row in conn.execute(q)}
+
+
+def _insert(conn: Connection, table):
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _upsert(conn: Connection, table, rows: list[dict], keys: Sequence[str],
+            returning: Sequence[str] = ()) -> list:
+    if not rows:
+        return []
+    stmt = _insert(conn, table)
+    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
+    if returning:
+        return list(conn.execute(stmt.returning(*(table.c[c] for c in returning)), rows))
+    conn.execute(stmt, rows)
+    return []
+
+
+@dataclass(slots=True)
+class BatchCounts:
+    indexed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def write_batch(engine: Engine, nas_pk: int,
+                outcomes: Iterable[InstanceRecord | ItemFailure]) -> BatchCounts:
+    """Upsert one batch of read results in a single transaction."""
+    records = [o for o in outcomes if isinstance(o, InstanceRecord)]
+    failures = [o for o in outcomes if isinstance(o, ItemFailure)]
+    now = utcnow()
+    with engine.begin() as conn:
+        _write_records(conn, nas_pk, records, now)
+        _write_failures(conn, nas_pk, failures, now)
+    skipped = sum(f.skipped for f in failures)
+    return BatchCounts(len(records), len(failures) - skipped, skipped)
+
+
+def _write_records(conn: Connection, nas_pk: int, records: list[InstanceRecord],
+                   now: datetime) -> None:
+    if not records:
+        return
+    patients = {r.patient_id: {"nas_id": nas_pk, "patient_id": r.patient_id,
+                               "patient_name": r.patient_name, "name_key": name_key(r.patient_name),
+                               "birth_date": r.birth_date, "sex": r.sex} for r in records}
+    patient_pk = dict((pid, pk) for pk, pid in _upsert(
+        conn, PT, list(patients.values()), ("nas_id", "patient_id"), ("id", "patient_id")))
+    studies = {r.study_uid: {"nas_id": nas_pk, "study_uid": r.study_uid,
+                             "patient_pk": patient_pk[r.patient_id], "study_date": r.study_date,
+                             "study_time": r.study_time, "description": r.study_description,
+                             "accession_number": r.accession_number} for r in records}
+    study_pk = dict((uid, pk) for pk, uid in _upsert(
+        conn, ST, list(studies.values()), ("nas_id", "study_uid"), ("id", "study_uid")))
+    series = {r.series_uid: {"nas_id": nas_pk, "series_uid": r.series_uid,
+                             "study_pk": study_pk[r.study_uid], "series_number": r.series_number,
+                             "modality": r.modality, "description": r.series_description}
+              for r in records}
+    series_pk = dict((uid, pk) for pk, uid in _upsert(
+        conn, SE, list(series.values()), ("nas_id", "series_uid"), ("id", "series_uid")))
+    _upsert(conn, IN, [_instance_row(nas_pk, series_pk[r.series_uid], r, now) for r in records],
+            ("nas_id", "item_key"))
+    conn.execute(delete(ItemError).where(ItemError.nas_id == nas_pk,
+                                         ItemError.item_key.in_([r.key for r in records])))
+    _refresh_modalities(conn, list(study_pk.values()))
+
+
+def _instance_row(nas_pk: int, series_pk: int, r: InstanceRecord, now: datetime) -> dict:
+    return {"nas_id": nas_pk, "series_pk": series_pk, "item_key": r.key,
+            "sop_instance_uid": r.sop_instance_uid, "instance_number": r.instance_number,
+            "rel_path": r.rel_path, "file_format": r.file_format,
+            "transfer_syntax": r.transfer_syntax, "size": r.size, "mtime_ns": r.mtime_ns,
+            "version": r.version, "content_hash": r.content_hash, "rows": r.rows,
+            "columns": r.columns, "lossless": r.lossless, "indexed_at": now,
+            "missing_since": None}
+
+
+def _refresh_modalities(conn: Connection, study_pks: list[int]) -> None:
+    """Study.modalities is the set of its series' modalities, kept for fast filtering."""
+    rows = conn.execute(select(Series.study_pk, Series.modality).distinct()
+                        .where(Series.study_pk.in_(study_pks), Series.modality.is_not(None)))
+    found: dict[int, set[str]] = {pk: set() for pk in study_pks}
+    for pk, modality in rows:
+        found[pk].add(modality)
+    conn.execute(update(ST).where(ST.c.id == text(":pk")).values(modalities=text(":m")),
+                 [{"pk": pk, "m": "\\".join(sorted(m))} for pk, m in found.items()])
+
+
+def _write_failures(conn: Connection, nas_pk: int, failures: list[ItemFailure],
+                    now: datetime) -> None:
+    if not failures:
+        return
+    stmt = _insert(conn, ER)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["nas_id", "item_key"],
+        set_={"reason": stmt.excluded.reason, "rel_path": stmt.excluded.rel_path,
+              "last_seen": stmt.excluded.last_seen, "size": stmt.excluded.size,
+              "mtime_ns": stmt.excluded.mtime_ns, "skipped": stmt.excluded.skipped,
+              "attempts": ER.c.attempts + 1})
+    conn.execute(stmt, [{"nas_id": nas_pk, "item_key": f.key, "rel_path": f.rel_path,
+                         "reason": f.reason, "attempts": 1, "first_seen": now, "last_seen": now,
+                         "size": f.size, "mtime_ns": f.mtime_ns, "skipped": f.skipped}
+                        for f in failures])
+
+
+def tombstone(engine: Engine, nas_pk: int, keys: Sequence[str], chunk: int = 5000) -> int:
+    """Mark vanished items missing (never deleted) and drop errors about vanished files."""
+    now = utcnow()
+    with engine.begin() as conn:
+        for part in _chunks(keys, chunk):
+            conn.execute(update(Instance).where(Instance.nas_id == nas_pk,
+                                                Instance.item_key.in_(part),
+                                                Instance.missing_since.is_(None))
+                         .values(missing_since=now))
+    return len(keys)
+
+
+def forget_errors(engine: Engine, nas_pk: int, keys: Sequence[str], chunk: int = 5000) -> None:
+    with engine.begin() as conn:
+        for part in _chunks(keys, chunk):
+            conn.execute(delete(ItemError).where(ItemError.nas_id == nas_pk,
+                                                 ItemError.item_key.in_(part)))
+
+
+def revive(engine: Engine, nas_pk: int, keys: Sequence[str], chunk: int = 5000) -> int:
+    """Items that came back unchanged lose their tombstone."""
+    with engine.begin() as conn:
+        for part in _chunks(keys, chunk):
+            conn.execute(update(Instance).where(Instance.nas_id == nas_pk,
+                                                Instance.item_key.in_(part))
+                         .values(missing_since=None))
+    return len(keys)
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def start_run(engine: Engine, nas_pk: int, kind: str, flow_run_id: str | None) -> int:
+    with engine.begin() as conn:
+        return conn.execute(IndexRun.__table__.insert().values(
+            nas_id=nas_pk, kind=kind, started_at=utcnow(), status="running",
+            flow_run_id=flow_run_id).returning(IndexRun.id)).scalar_one()
+
+
+def finish_run(engine: Engine, run_pk: int, status: str, message: str | None,
+               counts: dict[str, int]) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(IndexRun).where(IndexRun.id == run_pk).values(
+            status=status, message=message, ended_at=utcnow(), **counts))
+
+
+def count_present(engine: Engine, nas_pk: int) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(Instance).where(
+            Instance.nas_id == nas_pk, Instance.missing_since.is_(None))) or 0
+
+
+@contextmanager
+def run_lock(engine: Engine, nas_name: str) -> Iterator[None]:
+    """One run per NAS at a time; the lock dies with its process, so a killed run
+    never blocks the rerun. PostgreSQL: a session advisory lock; SQLite: flock."""
+    if engine.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.blake2b(nas_name.encode(), digest_size=8).digest(),
+                             "big", signed=True)
+        with engine.connect() as conn:
+            if not conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
+                raise RunInProgress(f"Another run of NAS {nas_name!r} is in progress; "
+                                    "this one was not started.")
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        return
+    db_path = engine.url.database or "memory"
+    lock_path = Path(f"{db_path}.{hashlib.sha1(nas_name.encode()).hexdigest()[:12]}.lock")
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunInProgress(f"Another run of NAS {nas_name!r} is in progress; "
+                                "this one was not started.") from None
+        yield
+    finally:
+        os.close(fd)

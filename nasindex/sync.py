@@ -1,0 +1,289 @@
+"""The sync engine: plain Python, no Prefect. One run of one NAS is
+
+    check -> scan -> diff against the index -> read new/changed in parallel, one
+    transaction per batch -> tombstone what is gone, revive what came back -> record.
+
+The CLI runs these steps in a row (:func:`run_sync`); the Prefect flows run the same
+steps as tasks. Nothing is written before the plan has passed its safety checks.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from nasindex import store
+from nasindex.config import NasSettings, Settings
+from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
+from nasindex.errors import NasIndexError, UnsafeSync
+from nasindex.index.db import require_current
+from nasindex.index.models import utcnow
+from nasindex.registry import open_nas
+
+IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
+CHUNK = 50  # items per task sent to a worker process
+
+
+class Kind(StrEnum):
+    FULL = "full"  # re-read every item
+    INCREMENTAL = "incremental"  # read only new and changed items
+    RETRY = "retry"  # re-read the items that failed, now
+
+
+@dataclass(slots=True)
+class SyncPlan:
+    to_read: list[Fingerprint] = field(default_factory=list)
+    new: int = 0
+    changed: int = 0
+    retried: int = 0
+    seen: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    revive: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    errors_gone: list[str] = field(default_factory=list)
+    cursor: str | None = None
+
+
+@dataclass(slots=True)
+class RunSummary:
+    nas: str
+    kind: str
+    status: str = "running"
+    seen: int = 0
+    new: int = 0
+    changed: int = 0
+    missing: int = 0
+    revived: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    indexed: int = 0
+    seconds: float = 0.0
+    message: str | None = None
+    first_errors: list[tuple[str, str]] = field(default_factory=list)
+    run_id: int | None = None
+
+    @property
+    def files_per_second(self) -> float:
+        return self.indexed / self.seconds if self.seconds > 0 else 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in
+                ("seen", "new", "changed", "missing", "revived", "failed", "skipped", "deferred")}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"nas": self.nas, "kind": self.kind, "status": self.status, **self.counts(),
+                "indexed": self.indexed, "seconds": round(self.seconds, 3),
+                "files_per_second": round(self.files_per_second, 1), "message": self.message,
+                "first_errors": [list(e) for e in self.first_errors], "run_id": self.run_id}
+
+
+class SyncRun:
+    """One run of one NAS. Use as a context manager: it holds the NAS's run lock and
+    records the run as failed, with the reason, if anything raises."""
+
+    def __init__(self, settings: Settings, nas_id: str, kind: Kind | str = Kind.INCREMENTAL,
+                 flow_run_id: str | None = None) -> None:
+        self.nas_settings: NasSettings = settings.get_nas(nas_id)
+        self.nas: NasType = open_nas(self.nas_settings)
+        self.engine = require_current(settings.index.url)
+        self.kind = Kind(kind)
+        self.flow_run_id = flow_run_id
+        self.summary = RunSummary(nas=nas_id, kind=self.kind.value)
+        self.plan_: SyncPlan | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = None
+        self._started = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------
+    def __enter__(self) -> SyncRun:
+        self._lock = store.run_lock(self.engine, self.nas_settings.id)
+        self._lock.__enter__()
+        try:
+            self.nas_pk = store.ensure_nas(self.engine, self.nas_settings)
+            self.summary.run_id = store.start_run(self.engine, self.nas_pk, self.kind.value,
+                                                  self.flow_run_id)
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+            if exc is not None:
+                self.summary.status = "failed"
+                self.summary.message = _operator_message(exc)
+            elif self.summary.status == "running":
+                self.summary.status = "succeeded"
+            self.summary.seconds = time.perf_counter() - self._started
+            store.finish_run(self.engine, self.summary.run_id, self.summary.status,
+                             self.summary.message, self.summary.counts())
+        finally:
+            self._lock.__exit__(None, None, None)
+
+    # -- steps -----------------------------------------------------------------------
+    def plan(self) -> SyncPlan:
+        """Check the NAS, list it and diff against the index. Writes nothing."""
+        self.nas.check()
+        cursor = store.get_cursor(self.engine, self.nas_pk) if self.kind != Kind.FULL else None
+        scan = self.nas.scan(cursor)
+        known = store.known_items(self.engine, self.nas_pk)
+        errors = store.known_errors(self.engine, self.nas_pk)
+        plan = self._diff(scan.items, known, errors)
+        plan.skipped += len(scan.skipped)
+        plan.cursor = scan.cursor
+        if scan.complete:
+            plan.gone = [k for k, v in known.items() if not v.missing]
+            plan.errors_gone = [k for k in errors if k not in self._seen_keys]
+            self._check_safe(plan, present=sum(not v.missing for v in known.values()))
+        self.plan_ = plan
+        s = self.summary
+        s.seen, s.new, s.changed, s.deferred = plan.seen, plan.new, plan.changed, plan.deferred
+        s.skipped = plan.skipped
+        return plan
+
+    def _diff(self, items, known: dict[str, store.Known],
+              errors: dict[str, store.KnownError]) -> SyncPlan:
+        plan = SyncPlan()
+        self._seen_keys: set[str] = set()
+        settle_ns = int(self.nas_settings.settle_seconds * 1e9)
+        now = utcnow()
+        now_ns = time.time_ns()
+        full, retry = self.kind == Kind.FULL, self.kind == Kind.RETRY
+        for fp in items:
+            plan.seen += 1
+            self._seen_keys.add(fp.key)
+            old = known.pop(fp.key, None)  # what is left in `known` at the end is gone
+            if now_ns - fp.mtime_ns < settle_ns:
+                plan.deferred += 1  # still being written: next run
+                continue
+            same = old is not None and (old.size, old.mtime_ns, old.version) == (
+                fp.size, fp.mtime_ns, fp.version)
+            err = errors.get(fp.key)
+            if err is not None and (err.size, err.mtime_ns) == (fp.size, fp.mtime_ns):
+                if err.skipped and not full:
+                    plan.skipped += 1
+                    continue
+                if not (full or retry or err.due(now)):
+                    continue  # failed before; waits for its retry time
+                plan.retried += 1
+                plan.to_read.append(fp)
+            elif old is None:
+                if not retry:
+                    plan.new += 1
+                    plan.to_read.append(fp)
+            elif not same:
+                if not retry:
+                    plan.changed += 1
+                    plan.to_read.append(fp)
+            elif full:
+                plan.to_read.append(fp)
+            elif old.missing:
+                plan.revive.append(fp.key)
+        # `known` now holds only what was not listed.
+        self._unlisted = known
+        return plan
+
+    def _check_safe(self, plan: SyncPlan, present: int) -> None:
+        plan.gone = [k for k, v in self._unlisted.items() if not v.missing]
+        if present and plan.seen == 0:
+            raise UnsafeSync(
+                f"NAS {self.nas_settings.id!r} listed no items but the index holds {present}. "
+                "Is the share mounted? Nothing was changed.")
+        limit = self.nas_settings.max_missing_fraction
+        if present and len(plan.gone) > limit * present:
+            raise UnsafeSync(
+                f"NAS {self.nas_settings.id!r}: {len(plan.gone)} of {present} indexed items "
+                f"({len(plan.gone) / present:.0%}) are gone, more than the allowed "
+                f"{limit:.0%}. Check the share; if the deletion is real, raise "
+                "'max_missing_fraction' for this NAS and run again. Nothing was changed.")
+
+    def batches(self) -> list[list[Fingerprint]]:
+        todo = self._require_plan().to_read
+        size = self.nas_settings.batch_size
+        return [todo[i:i + size] for i in range(0, len(todo), size)]
+
+    def ingest(self, batch: Sequence[Fingerprint]) -> store.BatchCounts:
+        """Read one batch (in worker processes when it pays) and commit it atomically."""
+        outcomes = list(self._read(batch))
+        by_key = {fp.key: fp for fp in batch}
+        outcomes = [_with_fingerprint(o, by_key[o.key]) if isinstance(o, ItemFailure) else o
+                    for o in outcomes]
+        counts = store.write_batch(self.engine, self.nas_pk, outcomes)
+        s = self.summary
+        s.indexed += counts.indexed
+        s.failed += counts.failed
+        s.skipped += counts.skipped
+        for o in outcomes:
+            if isinstance(o, ItemFailure) and not o.skipped and len(s.first_errors) < 10:
+                s.first_errors.append((o.rel_path, o.reason))
+        return counts
+
+    def _read(self, batch: Sequence[Fingerprint]) -> Iterator[InstanceRecord | ItemFailure]:
+        workers = self.nas_settings.workers
+        if workers == 1 or len(self._require_plan().to_read) < IN_PROCESS_BELOW:
+            yield from self.nas.read(batch)
+            return
+        pool = self._get_pool(workers)
+        futures: list[Future] = [pool.submit(self.nas.read, batch[i:i + CHUNK])
+                                 for i in range(0, len(batch), CHUNK)]
+        for fut in futures:
+            yield from fut.result()
+
+    def _get_pool(self, workers: int) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # forkserver: safe beside the threads Prefect and SQLAlchemy run.
+            self._pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("forkserver"))
+        return self._pool
+
+    def reconcile(self) -> None:
+        """Tombstone what is gone, revive what came back unchanged, keep the cursor."""
+        plan = self._require_plan()
+        self.summary.missing = store.tombstone(self.engine, self.nas_pk, plan.gone)
+        self.summary.revived = store.revive(self.engine, self.nas_pk, plan.revive)
+        store.forget_errors(self.engine, self.nas_pk, plan.errors_gone)
+        if plan.cursor is not None:
+            store.set_cursor(self.engine, self.nas_pk, plan.cursor)
+
+    def _require_plan(self) -> SyncPlan:
+        if self.plan_ is None:
+            raise RuntimeError("plan() must run first")
+        return self.plan_
+
+
+def _with_fingerprint(failure: ItemFailure, fp: Fingerprint) -> ItemFailure:
+    return replace(failure, size=fp.size, mtime_ns=fp.mtime_ns)
+
+
+def _operator_message(exc: BaseException) -> str:
+    if isinstance(exc, NasIndexError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+Progress = Callable[[int, int], None]
+
+
+def run_sync(settings: Settings, nas_id: str, kind: Kind | str = Kind.INCREMENTAL,
+             on_progress: Progress | None = None, flow_run_id: str | None = None) -> RunSummary:
+    """All steps of one run, in a row. Raises (after recording the failure) on error."""
+    with SyncRun(settings, nas_id, kind, flow_run_id) as run:
+        plan = run.plan()
+        total, done = len(plan.to_read), 0
+        for batch in run.batches():
+            run.ingest(batch)
+            done += len(batch)
+            if on_progress:
+                on_progress(done, total)
+        run.reconcile()
+    return run.summary

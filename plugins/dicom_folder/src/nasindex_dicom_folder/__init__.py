@@ -1,0 +1,210 @@
+"""NAS type ``dicom-folder``: a folder tree of plain DICOM files.
+
+Indexing reads headers only (never pixel data) and hashes the file bytes it has read
+anyway; ``open_image`` decodes pixels for previews.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import xxhash
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut
+
+from nasindex.contract import (
+    Fingerprint,
+    InstanceRecord,
+    ItemFailure,
+    NasOptions,
+    NasType,
+    ScanResult,
+)
+from nasindex.demo import DemoPatient
+from nasindex.errors import NasUnavailable
+
+# Names that are never images: counted as skipped without being opened.
+NOT_IMAGES = {"dicomdir", "thumbs.db", ".ds_store", "desktop.ini"}
+PIXEL_DATA = (0x7FE0, 0x0010)
+LOSSLESS_SYNTAXES = {
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.1.99",
+}
+
+
+class DicomFolderOptions(NasOptions):
+    follow_symlinks: bool = False
+
+
+class DicomFolder(NasType):
+    name = "dicom-folder"
+    description = "A folder tree of plain DICOM files (read-only)."
+    Options = DicomFolderOptions
+    demo_devices = ("ct",)
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise NasUnavailable(
+                f"NAS {self.nas_id!r}: root {self.root} does not exist or is not a folder. "
+                "Is the share mounted? Mount it or fix 'root' in the config."
+            )
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise NasUnavailable(f"NAS {self.nas_id!r}: root {self.root} is not readable "
+                                 "by this user. Grant read access or run as a user who has it.")
+        if next(os.scandir(self.root), None) is None:
+            raise NasUnavailable(
+                f"NAS {self.nas_id!r}: root {self.root} is empty. An unmounted share often "
+                "looks like this; mount it (nothing was changed in the index)."
+            )
+
+    def scan(self, cursor: str | None = None) -> ScanResult:
+        skipped: list[ItemFailure] = []
+        return ScanResult(items=self._walk(self.root, "", skipped), complete=True,
+                          skipped=skipped)
+
+    def _walk(self, folder: Path, prefix: str, skipped: list[ItemFailure]
+              ) -> Iterator[Fingerprint]:
+        follow = self.options.follow_symlinks
+        with os.scandir(folder) as entries:
+            subdirs = []
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=follow):
+                    subdirs.append(entry)
+                    continue
+                if not entry.is_file(follow_symlinks=follow):
+                    continue
+                st = entry.stat(follow_symlinks=follow)
+                if entry.name.lower() in NOT_IMAGES or st.st_size == 0:
+                    skipped.append(ItemFailure(rel, rel, "not an image", skipped=True))
+                    continue
+                yield Fingerprint(rel, rel, st.st_size, st.st_mtime_ns)
+        for entry in subdirs:
+            yield from self._walk(Path(entry.path), prefix + entry.name + "/", skipped)
+
+    def read(self, batch: Sequence[Fingerprint]) -> list[InstanceRecord | ItemFailure]:
+        return [self._read_one(fp) for fp in batch]
+
+    def _read_one(self, fp: Fingerprint) -> InstanceRecord | ItemFailure:
+        try:
+            with open(self.root / fp.rel_path, "rb") as f:
+                st = os.fstat(f.fileno())
+                data = f.read()
+        except OSError as exc:
+            return ItemFailure(fp.key, fp.rel_path, f"unreadable: {exc.strerror or exc}")
+        try:
+            return parse_dicom(fp.key, fp.rel_path, data, st.st_mtime_ns)
+        except NotDicom as exc:
+            return ItemFailure(fp.key, fp.rel_path, str(exc), skipped=True)
+        except Exception as exc:  # a broken file is an error row, never a failed run
+            return ItemFailure(fp.key, fp.rel_path, f"{type(exc).__name__}: {exc}")
+
+    @classmethod
+    def create_demo(cls, nas_id: str, root: Path, patients: Sequence[DemoPatient]
+                    ) -> dict[str, Any]:
+        from nasindex_dicom_folder.demo import write_tree
+
+        write_tree(root, patients)
+        return {}
+
+    def open_image(self, rel_path: str) -> np.ndarray:
+        ds = pydicom.dcmread(self.inside_root(rel_path), force=True)
+        pixels = ds.pixel_array
+        if pixels.ndim == 3 and ds.get("SamplesPerPixel", 1) == 1:
+            pixels = pixels[0]  # first frame of a multi-frame image
+        return np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
+
+
+class NotDicom(ValueError):
+    """The bytes are not DICOM at all (a text file, a thumbnail database...)."""
+
+
+def parse_dicom(key: str, rel_path: str, data: bytes, mtime_ns: int) -> InstanceRecord:
+    """Read a DICOM header from ``data`` (stopping before the pixels) into a record."""
+    has_preamble = data[128:132] == b"DICM"
+    if not has_preamble and not _looks_like_raw_dataset(data):
+        raise NotDicom("not DICOM (no preamble and no dataset at the start)")
+    buf = io.BytesIO(data)
+    try:
+        ds = pydicom.dcmread(buf, stop_before_pixels=True, force=not has_preamble)
+    except InvalidDicomError as exc:
+        raise NotDicom(f"not DICOM ({exc})") from None
+    if "DirectoryRecordSequence" in ds:
+        raise NotDicom("DICOMDIR (a directory of other files)")
+    _check_pixel_data_complete(data, buf.tell(), ds)
+    sop = ds.get("SOPInstanceUID")
+    if not sop:
+        raise ValueError("no SOP Instance UID")
+    for attr in ("StudyInstanceUID", "SeriesInstanceUID"):
+        if not ds.get(attr):
+            raise ValueError(f"no {attr}")
+    tsyntax = str(ds.file_meta.get("TransferSyntaxUID", "")) or None
+    return InstanceRecord(
+        key=key, rel_path=rel_path, size=len(data), mtime_ns=mtime_ns,
+        sop_instance_uid=str(sop), study_uid=str(ds.StudyInstanceUID),
+        series_uid=str(ds.SeriesInstanceUID),
+        patient_id=str(ds.get("PatientID", "") or ""),
+        patient_name=str(ds.get("PatientName", "") or ""),
+        birth_date=_text(ds.get("PatientBirthDate")), sex=_text(ds.get("PatientSex")),
+        study_date=_text(ds.get("StudyDate")), study_time=_text(ds.get("StudyTime")),
+        study_description=_text(ds.get("StudyDescription")),
+        accession_number=_text(ds.get("AccessionNumber")),
+        series_number=_int(ds.get("SeriesNumber")),
+        series_description=_text(ds.get("SeriesDescription")),
+        modality=_text(ds.get("Modality")), instance_number=_int(ds.get("InstanceNumber")),
+        file_format="dicom", transfer_syntax=tsyntax,
+        rows=_int(ds.get("Rows")), columns=_int(ds.get("Columns")),
+        lossless=(tsyntax in LOSSLESS_SYNTAXES) if tsyntax else None,
+        content_hash=xxhash.xxh3_128_hexdigest(data),
+    )
+
+
+def _looks_like_raw_dataset(data: bytes) -> bool:
+    """A DICOM stream without preamble starts with a group 0002 or 0008 tag."""
+    if len(data) < 8:
+        return False
+    group_le, = struct.unpack_from("<H", data, 0)
+    group_be, = struct.unpack_from(">H", data, 0)
+    return group_le in (0x0002, 0x0008) or group_be == 0x0008
+
+
+def _check_pixel_data_complete(data: bytes, pos: int, ds: pydicom.Dataset) -> None:
+    """Refuse a file cut off inside its pixel data (the header alone would look fine)."""
+    if pos >= len(data):
+        return
+    little = ds.original_encoding[1] if ds.original_encoding[1] is not None else True
+    implicit = ds.original_encoding[0]
+    fmt = "<" if little else ">"
+    if len(data) - pos < 8:
+        raise ValueError("truncated file (ends inside an element header)")
+    group, elem = struct.unpack_from(fmt + "HH", data, pos)
+    if (group, elem) != PIXEL_DATA:
+        return
+    if implicit:
+        length, header = struct.unpack_from(fmt + "I", data, pos + 4)[0], 8
+    else:
+        length, header = struct.unpack_from(fmt + "I", data, pos + 8)[0], 12
+    if length != 0xFFFFFFFF and pos + header + length > len(data):
+        raise ValueError(f"truncated file: pixel data needs {length} bytes, "
+                         f"{len(data) - pos - header} present")
+
+
+def _text(value) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value).strip() or None
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
