@@ -87,7 +87,8 @@ def parse_settings(raw: dict[str, Any], path: Path) -> Settings:
     base = path.parent.resolve()
     nas_tables = raw.get("nas", {})
     if not isinstance(nas_tables, dict):
-        raise ConfigError(f"{path}: 'nas' must be tables like [nas.ct1]; got {type(nas_tables).__name__}.")
+        raise ConfigError(f"{path}: 'nas' must be tables like [nas.ct1], "
+                          f"not a {type(nas_tables).__name__}.")
     nas: dict[str, NasSettings] = {}
     for nas_id, table in nas_tables.items():
         nas[nas_id] = _parse_nas(nas_id, table, path, base)

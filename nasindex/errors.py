@@ -14,7 +14,7 @@ class NasUnavailable(NasIndexError):
 
 
 class UnsafeSync(NasIndexError):
-    """A sync would do something drastic (e.g. tombstone a large share of a NAS); nothing was changed."""
+    """A sync would do something drastic (tombstone a large share of a NAS); nothing changed."""
 
 
 class IndexNotReady(NasIndexError):

@@ -24,7 +24,8 @@ def nas_status(engine: Engine) -> list[dict[str, Any]]:
     """One entry per NAS known to the index, with counts and its last run."""
     with Session(engine) as conn:
         nas_rows = conn.execute(select(Nas).order_by(Nas.name)).all()
-        patients = _count_by_nas(conn, select(Patient.nas_id, func.count()).group_by(Patient.nas_id))
+        patients = _count_by_nas(conn, select(Patient.nas_id, func.count())
+                                 .group_by(Patient.nas_id))
         studies = _count_by_nas(conn, select(Study.nas_id, func.count()).group_by(Study.nas_id))
         present = _count_by_nas(conn, select(Instance.nas_id, func.count())
                                 .where(Instance.missing_since.is_(None)).group_by(Instance.nas_id))

@@ -88,7 +88,9 @@ class KnownError:
         if self.skipped:
             return False
         delay = min(RETRY_BASE * 2 ** max(self.attempts - 1, 0), RETRY_CAP)
-        last = self.last_seen if self.last_seen.tzinfo else self.last_seen.replace(tzinfo=now.tzinfo)
+        last = self.last_seen
+        if last.tzinfo is None:  # SQLite hands back naive UTC
+            last = last.replace(tzinfo=now.tzinfo)
         return now >= last + delay
 
 
@@ -237,7 +239,12 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def start_run(engine: Engine, nas_pk: int, kind: str, flow_run_id: str | None) -> int:
+    """Record a new run. Called under the NAS's run lock, so any run of this NAS still
+    marked running was killed: it is marked interrupted."""
     with engine.begin() as conn:
+        conn.execute(update(IndexRun).where(IndexRun.nas_id == nas_pk,
+                                            IndexRun.status == "running")
+                     .values(status="interrupted", message="the process ended mid-run"))
         return conn.execute(IndexRun.__table__.insert().values(
             nas_id=nas_pk, kind=kind, started_at=utcnow(), status="running",
             flow_run_id=flow_run_id).returning(IndexRun.id)).scalar_one()

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+from sqlalchemy import select
 
 from nasindex import store
 from nasindex.config import NasSettings, Settings
 from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
 from nasindex.errors import NasIndexError, UnsafeSync
 from nasindex.index.db import require_current
-from nasindex.index.models import utcnow
+from nasindex.index.models import Study, utcnow
 from nasindex.registry import open_nas
 
 IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
@@ -68,6 +70,8 @@ class RunSummary:
     message: str | None = None
     first_errors: list[tuple[str, str]] = field(default_factory=list)
     run_id: int | None = None
+    # Studies this run added to the index, counted per modality (run reports show them).
+    new_studies: dict[str, int] = field(default_factory=dict)
 
     @property
     def files_per_second(self) -> float:
@@ -81,7 +85,8 @@ class RunSummary:
         return {"nas": self.nas, "kind": self.kind, "status": self.status, **self.counts(),
                 "indexed": self.indexed, "seconds": round(self.seconds, 3),
                 "files_per_second": round(self.files_per_second, 1), "message": self.message,
-                "first_errors": [list(e) for e in self.first_errors], "run_id": self.run_id}
+                "first_errors": [list(e) for e in self.first_errors], "run_id": self.run_id,
+                "new_studies": dict(sorted(self.new_studies.items()))}
 
 
 class SyncRun:
@@ -137,14 +142,15 @@ class SyncRun:
         cursor = store.get_cursor(self.engine, self.nas_pk) if self.kind != Kind.FULL else None
         scan = self.nas.scan(cursor)
         known = store.known_items(self.engine, self.nas_pk)
+        present = sum(not v.missing for v in known.values())
         errors = store.known_errors(self.engine, self.nas_pk)
-        plan = self._diff(scan.items, known, errors)
+        plan = self._diff(scan.items, known, errors)  # leaves only unlisted items in `known`
         plan.skipped += len(scan.skipped)
         plan.cursor = scan.cursor
         if scan.complete:
             plan.gone = [k for k, v in known.items() if not v.missing]
             plan.errors_gone = [k for k in errors if k not in self._seen_keys]
-            self._check_safe(plan, present=sum(not v.missing for v in known.values()))
+            self._check_safe(plan, present)
         self.plan_ = plan
         s = self.summary
         s.seen, s.new, s.changed, s.deferred = plan.seen, plan.new, plan.changed, plan.deferred
@@ -189,12 +195,9 @@ class SyncRun:
                 plan.to_read.append(fp)
             elif old.missing:
                 plan.revive.append(fp.key)
-        # `known` now holds only what was not listed.
-        self._unlisted = known
         return plan
 
     def _check_safe(self, plan: SyncPlan, present: int) -> None:
-        plan.gone = [k for k, v in self._unlisted.items() if not v.missing]
         if present and plan.seen == 0:
             raise UnsafeSync(
                 f"NAS {self.nas_settings.id!r} listed no items but the index holds {present}. "
@@ -218,8 +221,11 @@ class SyncRun:
         by_key = {fp.key: fp for fp in batch}
         outcomes = [_with_fingerprint(o, by_key[o.key]) if isinstance(o, ItemFailure) else o
                     for o in outcomes]
+        fresh = self._new_studies(o for o in outcomes if isinstance(o, InstanceRecord))
         counts = store.write_batch(self.engine, self.nas_pk, outcomes)
         s = self.summary
+        for modality in fresh:
+            s.new_studies[modality] = s.new_studies.get(modality, 0) + 1
         s.indexed += counts.indexed
         s.failed += counts.failed
         s.skipped += counts.skipped
@@ -227,6 +233,18 @@ class SyncRun:
             if isinstance(o, ItemFailure) and not o.skipped and len(s.first_errors) < 10:
                 s.first_errors.append((o.rel_path, o.reason))
         return counts
+
+    def _new_studies(self, records: Iterable[InstanceRecord]) -> list[str]:
+        """One modality per (study not yet in the index, modality) among ``records``."""
+        modalities: dict[str, set[str]] = {}
+        for r in records:
+            modalities.setdefault(r.study_uid, set()).add(r.modality or "?")
+        if not modalities:
+            return []
+        with self.engine.connect() as conn:
+            known = set(conn.scalars(select(Study.study_uid).where(
+                Study.nas_id == self.nas_pk, Study.study_uid.in_(list(modalities)))))
+        return [m for uid, ms in modalities.items() if uid not in known for m in ms]
 
     def _read(self, batch: Sequence[Fingerprint]) -> Iterator[InstanceRecord | ItemFailure]:
         workers = self.nas_settings.workers

@@ -1,3 +1,1 @@
-"""Shared fixtures: a throwaway PostgreSQL cluster (see tests/postgres.py)."""
-
-pytest_plugins = ["tests.postgres"]
+from support import ct_root, engine, settings  # noqa: F401  (fixtures)

@@ -146,7 +146,7 @@ def parse_dicom(key: str, rel_path: str, data: bytes, mtime_ns: int) -> Instance
     for attr in ("StudyInstanceUID", "SeriesInstanceUID"):
         if not ds.get(attr):
             raise ValueError(f"no {attr}")
-    tsyntax = str(ds.file_meta.get("TransferSyntaxUID", "")) or None
+    tsyntax = str(ds.file_meta.get("TransferSyntaxUID", "")) or _syntax_from_encoding(ds)
     return InstanceRecord(
         key=key, rel_path=rel_path, size=len(data), mtime_ns=mtime_ns,
         sop_instance_uid=str(sop), study_uid=str(ds.StudyInstanceUID),
@@ -195,6 +195,16 @@ def _check_pixel_data_complete(data: bytes, pos: int, ds: pydicom.Dataset) -> No
     if length != 0xFFFFFFFF and pos + header + length > len(data):
         raise ValueError(f"truncated file: pixel data needs {length} bytes, "
                          f"{len(data) - pos - header} present")
+
+
+def _syntax_from_encoding(ds: pydicom.Dataset) -> str | None:
+    """Files without meta information still tell their encoding by how they parsed."""
+    implicit, little = ds.original_encoding
+    if implicit is None:
+        return None
+    if implicit:
+        return "1.2.840.10008.1.2"
+    return "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2"
 
 
 def _text(value) -> str | None:

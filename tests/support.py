@@ -1,0 +1,86 @@
+"""Helpers and fixtures shared by the tests: real DICOM trees, real config files, a
+migrated SQLite index. Registered as fixtures by conftest.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pydicom.data
+import pytest
+import tomli_w
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from nasindex.config import Settings, load_settings
+from nasindex.demo import demo_patients
+from nasindex.index.db import get_engine, migrate
+from nasindex.index.models import Instance, ItemError, Patient, Series, Study
+from nasindex_dicom_folder.demo import write_tree
+
+PYDICOM_FILES = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent
+CHARSET_FILES = PYDICOM_FILES.parent / "charset_files"
+
+
+def write_config(path: Path, nas: dict[str, dict], index_url: str | None = None) -> Settings:
+    """A real nasindex.toml; NAS tables get settle_seconds = 0 unless given."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tables = {k: {"settle_seconds": 0, "workers": 1, **v} for k, v in nas.items()}
+    doc = {"index": {"url": index_url or f"sqlite:///{path.parent / 'index.db'}"},
+           "nas": tables}
+    path.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    return load_settings(path)
+
+
+def age(root: Path, seconds: float = 3600) -> None:
+    """Date every file under root back, as files on a real share are."""
+    then = time.time() - seconds
+    for p in root.rglob("*"):
+        if p.is_file():
+            os.utime(p, (then, then))
+
+
+@pytest.fixture
+def ct_root(tmp_path: Path) -> Path:
+    """A small generated CT tree: 3 patients, 32x32 slices, aged past the settle window."""
+    root = tmp_path / "nas1"
+    write_tree(root, demo_patients(3, slices=4), size=32)
+    age(root)
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path, ct_root: Path) -> Settings:
+    s = write_config(tmp_path / "nasindex.toml",
+                     {"ct": {"type": "dicom-folder", "root": str(ct_root),
+                             "display_root": "Z:\\CT"}})
+    migrate(s.index.url)
+    return s
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Engine:
+    return get_engine(settings.index.url)
+
+
+def dump(engine: Engine) -> dict[str, list[tuple]]:
+    """Everything a user could see in the index, minus timestamps that differ per run."""
+    with engine.connect() as conn:
+        instances = conn.execute(
+            select(Instance.item_key, Instance.sop_instance_uid, Instance.content_hash,
+                   Instance.size, Instance.missing_since.is_not(None), Series.series_uid,
+                   Study.study_uid, Patient.patient_id, Patient.patient_name)
+            .join(Series, Series.id == Instance.series_pk)
+            .join(Study, Study.id == Series.study_pk)
+            .join(Patient, Patient.id == Study.patient_pk)).all()
+        errors = conn.execute(select(ItemError.item_key, ItemError.reason,
+                                     ItemError.skipped)).all()
+    return {"instances": sorted(map(tuple, instances)), "errors": sorted(map(tuple, errors))}
+
+
+def copy_testfile(name: str, dest: Path, folder: Path = PYDICOM_FILES) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / name, dest)
+    return dest
