@@ -1,0 +1,100 @@
+"""The `nasindex` command as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nasindex.demo import demo_patients
+
+
+def nasindex(*args: str, cwd: Path, env: dict | None = None, check: bool = True):
+    proc = subprocess.run([sys.executable, "-m", "nasindex.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"nasindex {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("demo")
+    nasindex("demo", "--patients", "3", "--slices", "3", cwd=cwd)
+    nasindex("init", cwd=cwd)
+    nasindex("index", "--all", cwd=cwd)
+    return cwd
+
+
+def test_demo_index_search_finds_a_patient_typed_given_name_first(demo_dir: Path) -> None:
+    patient = demo_patients(3)[0]  # MÜLLER^<given>
+    family, given = patient.name.split("^")
+    typed = f"{given} {family}".lower()
+    hits = json.loads(nasindex("search", typed, "--json", cwd=demo_dir).stdout)
+    ct = [h for h in hits if h["nas"] == "ct"]
+    assert [h["patient_id"] for h in ct] == [patient.patient_id]
+    assert ct[0]["patient_name"] == patient.name
+    assert set(ct[0]) >= {"nas", "patient_id", "patient_name", "birth_date", "sex", "studies"}
+    study = ct[0]["studies"][0]
+    assert set(study) >= {"study_uid", "date", "description", "modalities", "accession",
+                          "series_count", "instance_count"}
+    assert study["modalities"] == ["CT"] and study["instance_count"] >= 2
+
+
+@pytest.mark.parametrize("typed", ["Müller*", "muller", "M?LLER", "MÜLLER^"])
+def test_name_forms_a_clinician_types(demo_dir: Path, typed: str) -> None:
+    hits = json.loads(nasindex("search", typed, "--json", cwd=demo_dir).stdout)
+    assert "PAT00001" in {h["patient_id"] for h in hits}
+
+
+def test_images_json_gives_exact_and_workstation_paths(demo_dir: Path) -> None:
+    rows = json.loads(nasindex("images", "--nas", "ct", "--patient-id", "PAT00001", "--json",
+                               cwd=demo_dir).stdout)
+    assert rows and all(Path(r["path"]).is_file() for r in rows)
+    first = rows[0]
+    assert first["display_path"].startswith("\\\\nas1\\ct\\PAT00001\\")
+    assert "/" not in first["display_path"]
+    assert first["missing_since"] is None and first["format"] == "dicom"
+    assert set(first) == {"sop_instance_uid", "study_uid", "series_uid", "modality", "path",
+                          "display_path", "format", "transfer_syntax", "size", "missing_since"}
+
+
+def test_status_json_reports_counts_and_last_run(demo_dir: Path) -> None:
+    rows = {r["nas"]: r for r in json.loads(nasindex("status", "--json", cwd=demo_dir).stdout)}
+    ct = rows["ct"]
+    assert ct["type"] == "dicom-folder"
+    assert ct["patients"] == 3 and ct["instances"] > 0 and ct["missing"] == 0
+    assert ct["last_run"]["status"] == "succeeded" and ct["last_run"]["kind"] == "full"
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    proc = nasindex("search", "x", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "No config file" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "nasindex.toml").write_text('[index]\nurl = "sqlite:///i.db"\n')
+    proc = nasindex("status", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "nasindex init" in proc.stderr
+
+
+def test_a_broken_plugin_is_listed_and_the_others_keep_working(tmp_path: Path,
+                                                                demo_dir: Path) -> None:
+    # A real installed-looking distribution whose entry point fails to import.
+    site = tmp_path / "site"
+    (site / "broken_nas").mkdir(parents=True)
+    (site / "broken_nas" / "__init__.py").write_text("import does_not_exist\n")
+    dist = site / "broken_nas-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-nas\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[nasindex.nas_types]\ntape = broken_nas:Tape\n")
+    env = {"PYTHONPATH": str(site)}
+    out = nasindex("plugins", cwd=demo_dir, env=env).stdout
+    assert "dicom-folder" in out
+    assert "tape" in out and "No module named 'does_not_exist'" in out
+    hits = json.loads(nasindex("search", "muller", "--json", cwd=demo_dir, env=env).stdout)
+    assert hits
