@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import select
 
-from support import CHARSET_FILES, age, copy_testfile, write_config
 from nasindex.health import error_list
 from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import Instance, Patient
 from nasindex.registry import open_nas
 from nasindex.sync import run_sync
+from support import CHARSET_FILES, age, copy_testfile, write_config
 
 
 def _index_tree(tmp_path: Path, root: Path):

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from support import age, dump, write_config
 from nasindex.demo import demo_patients
 from nasindex.errors import NasUnavailable, UnsafeSync
 from nasindex.health import nas_status
 from nasindex.index.db import get_engine, migrate
-from nasindex.index.models import Instance, IndexRun, ItemError
+from nasindex.index.models import IndexRun, Instance, ItemError
 from nasindex.search import SearchQuery, images, search
 from nasindex.sync import run_sync
 from nasindex_dicom_folder.demo import write_tree
+from support import age, dump, write_config
 
 
 def _files(root: Path) -> list[Path]:
