@@ -10,7 +10,8 @@ PACKAGES=(firebird3.0-server-core firebird3.0-server firebird3.0-utils libfbclie
 
 if ! command -v uv >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/uv" ]; then
   echo "installing uv" >&2
-  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+  python3 -m pip install --quiet --user uv 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages uv
 fi
 
 missing=()
