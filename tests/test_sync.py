@@ -170,3 +170,11 @@ def test_killed_run_converges_when_rerun(tmp_path: Path) -> None:
     with engine.connect() as conn:
         statuses = list(conn.scalars(select(IndexRun.status).order_by(IndexRun.id)))
     assert statuses == ["interrupted", "succeeded"]
+
+
+def test_two_runs_of_one_nas_never_overlap(settings, engine):
+    from nasindex.store import RunInProgress, run_lock
+
+    with run_lock(engine, "ct"), pytest.raises(RunInProgress, match="'ct'"):
+        run_sync(settings, "ct", "incremental")
+    assert run_sync(settings, "ct", "incremental").status == "succeeded"
