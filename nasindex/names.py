@@ -1,8 +1,11 @@
 """Person-name folding shared by indexing and search, so both sides agree exactly.
 
-DICOM PN values look like ``DOE^JANE^^DR=ドウ^ジェーン=...``. For matching, a name is
+DICOM PN values look like ``DOE^JANE^^DR=ドウ^ジェーン=...``: up to three groups
+(alphabetic, ideographic, phonetic) of five components each. For matching, a name is
 folded to lower case, accents are dropped (``MÜLLER`` -> ``muller``), and every
-component of every group becomes one space-separated word.
+component of every group becomes one space-separated word. A group written in a script
+that puts no space between family and given name (CJK, kana, Hangul) also contributes
+its components joined together, so ``山田太郎`` finds ``山田^太郎``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ import re
 import unicodedata
 
 _SEPARATORS = re.compile(r"[\^=,\s]+")
+_COMPONENTS = re.compile(r"[\^,\s]+")
+# Scripts written without spaces between name parts.
+_UNSPACED = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf"
+                       r"\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
 
 
 def fold(text: str) -> str:
@@ -24,8 +31,51 @@ def name_words(name: str) -> list[str]:
     return [w for w in _SEPARATORS.split(fold(name)) if w]
 
 
+def stored_words(name: str) -> list[str]:
+    """The words a stored name is searchable by: :func:`name_words`, plus the joined
+    components of each group written in an unspaced script."""
+    words = name_words(name)
+    for group in fold(name).split("="):
+        parts = [p for p in _COMPONENTS.split(group) if p]
+        if len(parts) > 1 and _UNSPACED.search(group):
+            joined = "".join(parts)
+            if joined not in words:
+                words.append(joined)
+    return words
+
+
 def name_key(name: str) -> str:
     """The stored search form: folded words between single spaces, padded with one space
     at each end so that a word boundary is always ``' '``."""
-    words = name_words(name)
+    words = stored_words(name)
     return f" {' '.join(words)} " if words else ""
+
+
+def word_trigrams(word: str) -> set[str]:
+    """Trigrams of ``' word '`` (boundary spaces included), as the trigram indexes see it."""
+    padded = f" {word} "
+    return {padded[i:i + 3] for i in range(len(padded) - 2)}
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance (insert, delete, substitute, swap neighbours),
+    or ``limit + 1`` as soon as it must exceed ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def typo_budget(word: str) -> int:
+    """Edits tolerated in a typed word: none below 3 letters, one up to 5, then two."""
+    return 0 if len(word) < 3 else 1 if len(word) <= 5 else 2

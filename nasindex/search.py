@@ -1,38 +1,67 @@
-"""Search the index: patients by name, ID, modality, dates and NAS; their images.
+"""Search the index: patients by name, ID, accession, modality, dates, birth date and
+NAS; their studies, series and files.
 
-Read-only. The CLI and the dashboard both call these functions. Name rules
-(see README, "Matching rules"): words in any order, case- and accent-insensitive,
-``*`` and ``?`` wildcards within a word, a plain word of three or more letters
-matches inside a name part, a shorter one only at the start of a part.
+Read-only. The CLI and the dashboard both call these functions. The rules are written
+down in the README ("Matching rules"); in short:
+
+* The search text is a name, unless it is one word containing a digit: then it is an
+  identifier (Patient ID exactly or as a prefix, or Accession Number exactly).
+* Name words match in any order, case- and accent-insensitively, against the folded
+  name parts of every PN group (alphabetic, ideographic, phonetic). ``*`` and ``?`` are
+  wildcards within one part; a plain word of three or more characters matches inside a
+  part; a shorter word only at the start of a part.
+* When few patients match exactly, a typo-tolerant pass adds patients whose name parts
+  are within a small edit distance; they come after every exact match, marked "similar".
+* Records of one person on several NAS devices (same Patient ID, or same name and birth
+  date) are grouped into one result with a row per NAS and the reason; the index itself
+  keeps them apart.
+
+The SQL narrows candidates with an index (SQLite FTS5 trigram, PostgreSQL pg_trgm, see
+migration 0002) and applies the exact rule, so both databases return the same rows;
+ranking, grouping and paging run on those rows in Python, identically for both.
 """
 
 from __future__ import annotations
 
+import posixpath
+import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.sql import Select
+from sqlalchemy import and_, exists, func, or_, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import ColumnElement, column
 
 from nasindex.index.models import Instance, Nas, Patient, Series, Study
-from nasindex.names import name_words
+from nasindex.names import edit_distance, name_words, typo_budget, word_trigrams
 from nasindex.paths import display_path, host_path
 
-MIN_FRAGMENT = 3
+MIN_FRAGMENT = 3  # a plain word this long matches inside a name part
+FUZZY_BELOW = 10  # the typo-tolerant pass runs when fewer people than this match exactly
+WILDCARDS = re.compile(r"[*?]")
+_DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
 
 
 @dataclass
 class SearchQuery:
-    text: str | None = None
-    patient_id: str | None = None
-    modalities: list[str] = field(default_factory=list)
-    date_from: str | None = None  # YYYYMMDD, inclusive
+    text: str | None = None  # a name, or one word with a digit: an identifier
+    patient_id: str | None = None  # exact or prefix
+    accession: str | None = None  # exact
+    modalities: list[str] = field(default_factory=list)  # any of these
+    date_from: str | None = None  # study date, YYYYMMDD or YYYY-MM-DD, inclusive
     date_to: str | None = None
+    birth_date: str | None = None
     nas: list[str] = field(default_factory=list)
     limit: int = 50
     offset: int = 0
+    fuzzy: bool = True
+
+    def is_empty(self) -> bool:
+        return not any((self.text and self.text.strip(), self.patient_id, self.accession,
+                        self.modalities, self.date_from, self.date_to, self.birth_date,
+                        self.nas))
 
 
 @dataclass
@@ -48,82 +77,400 @@ class StudyHit:
 
 @dataclass
 class PatientHit:
+    """One patient record: one NAS's view of a person."""
+
     nas: str
     patient_id: str
     patient_name: str
     birth_date: str | None
     sex: str | None
     studies: list[StudyHit] = field(default_factory=list)
+    match: str = "exact"  # exact | similar (typo-tolerant pass)
+    person: int = 0  # position of its person in the whole result (0-based)
+    linked_because: str | None = None  # why it is shown together with other records
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass
+class PersonHit:
+    """One person: the records of one or more NAS devices, shown together."""
+
+    records: list[PatientHit]
+    match: str = "exact"
+    linked_because: str | None = None
+
+    @property
+    def latest_study(self) -> str | None:
+        dates = [s.date for r in self.records for s in r.studies if s.date]
+        return max(dates) if dates else None
+
+
+@dataclass
 class SearchResult:
-    patients: list[PatientHit]
-    total: int
+    patients: list[PatientHit]  # the page's records, person by person (CLI JSON shape)
+    total: int  # people matching, exact and similar
+    persons: list[PersonHit] = field(default_factory=list)
+    similar_total: int = 0  # of ``total``, people found only by the typo-tolerant pass
+    notes: list[str] = field(default_factory=list)  # what the user should know
+
+
+# -- the parts of a query --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NameTerm:
+    """One typed name word and how it matches a stored name part."""
+
+    word: str
+    kind: Literal["wildcard", "fragment", "prefix"]
+
+    @classmethod
+    def parse(cls, word: str) -> NameTerm:
+        if WILDCARDS.search(word):
+            return cls(word, "wildcard")
+        return cls(word, "fragment" if len(word) >= MIN_FRAGMENT else "prefix")
+
+    def condition(self) -> ColumnElement[bool]:
+        """The exact rule on ``patient.name_key`` (parts between single spaces)."""
+        if self.kind == "wildcard":
+            return Patient.name_key.regexp_match(f" {_wildcard_regex(self.word)} ")
+        lead = "%" if self.kind == "fragment" else "% "
+        return Patient.name_key.like(f"{lead}{_escape_like(self.word)}%", escape="\\")
+
+    def fts_phrases(self) -> list[str]:
+        """Substrings of the name key (3+ characters) that a match must contain: what the
+        trigram index can look up. Empty when the term gives it nothing to go on."""
+        if self.kind == "fragment":
+            return [self.word]
+        if self.kind == "prefix":
+            return [f" {self.word}"] if len(self.word) == 2 else []
+        return [run for run in WILDCARDS.split(f" {self.word} ") if len(run) >= 3]
+
+    def score(self, parts: list[str]) -> int:
+        """3 for a whole part, 2 for the start of a part, 1 inside a part, 0 for none."""
+        if self.kind == "wildcard":
+            rx = re.compile(_wildcard_regex(self.word))
+            return 2 if any(rx.fullmatch(p) for p in parts) else 0
+        best = 0
+        for p in parts:
+            if p == self.word:
+                return 3
+            if p.startswith(self.word):
+                best = 2
+            elif self.kind == "fragment" and self.word in p:
+                best = max(best, 1)
+        return best
+
+    def distance(self, parts: list[str]) -> int | None:
+        """Edits to the nearest part, within this word's typo budget; None if too far."""
+        budget = typo_budget(self.word) if self.kind != "wildcard" else 0
+        if budget == 0:
+            return None
+        best = min((edit_distance(self.word, p, budget) for p in parts), default=budget + 1)
+        return best if best <= budget else None
 
 
 def _escape_like(word: str) -> str:
     return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def name_condition(text: str):
-    """Every typed word must match a word of the folded name (see module docstring)."""
-    conditions = []
-    for word in name_words(text):
-        if "*" in word or "?" in word:
-            pattern = _escape_like(word).replace("*", "%").replace("?", "_")
-            conditions.append(Patient.name_key.like(f"% {pattern} %", escape="\\"))
-        elif len(word) >= MIN_FRAGMENT:
-            conditions.append(Patient.name_key.like(f"%{_escape_like(word)}%", escape="\\"))
+def _wildcard_regex(word: str) -> str:
+    """``*``/``?`` to a regex confined to one part; the same syntax in Python and PostgreSQL."""
+    out = []
+    for ch in word:
+        if ch == "*":
+            out.append("[^ ]*")
+        elif ch == "?":
+            out.append("[^ ]")
+        elif ch.isalnum() or ch in " '-":
+            out.append(ch)
         else:
-            conditions.append(Patient.name_key.like(f"% {_escape_like(word)}%", escape="\\"))
-    return and_(*conditions) if conditions else None
+            out.append("\\" + ch)
+    return "".join(out)
 
 
-def _study_conditions(q: SearchQuery) -> list:
-    conds = []
+def normalize_date(value: str | date | None) -> str | None:
+    """``YYYYMMDD`` from ``YYYYMMDD``, ``YYYY-MM-DD`` or a date; ValueError otherwise."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, date):
+        return value.strftime("%Y%m%d")
+    m = _DATE.match(value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a date; use YYYYMMDD or YYYY-MM-DD")
+    date(int(m[1]), int(m[2]), int(m[3]))  # rejects 2024-02-30
+    return m[1] + m[2] + m[3]
+
+
+def looks_like_identifier(text_: str) -> bool:
+    """One word with a digit in it: a Patient ID or Accession Number, not a name."""
+    word = text_.strip()
+    return bool(word) and " " not in word and any(ch.isdigit() for ch in word)
+
+
+def _spellings(value: str) -> list[str]:
+    value = value.strip()
+    return list(dict.fromkeys([value, value.upper()]))
+
+
+def _id_condition(conn: Connection, value: str, with_accession: bool) -> ColumnElement[bool]:
+    conds: list[ColumnElement[bool]] = []
+    for v in _spellings(value):
+        conds.append(Patient.patient_id == v)
+        if conn.dialect.name == "postgresql":  # served by the text_pattern_ops index
+            conds.append(Patient.patient_id.like(f"{_escape_like(v)}%", escape="\\"))
+        else:  # a range on the B-tree: every string that starts with v
+            conds.append(and_(Patient.patient_id >= v, Patient.patient_id < v + "\U0010ffff"))
+    if with_accession:
+        conds.append(Patient.id.in_(select(Study.patient_pk).where(
+            Study.accession_number.in_(_spellings(value)))))
+    return or_(*conds)
+
+
+def _id_score(record_id: str, value: str | None) -> int:
+    if not value:
+        return 0
+    spellings = _spellings(value)
+    if record_id in spellings:
+        return 100
+    return 60 if any(record_id.startswith(v) for v in spellings) else 0
+
+
+# -- candidates ------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Candidate:
+    pk: int
+    nas: str
+    patient_id: str
+    name_key: str
+    birth_date: str | None
+    latest: str | None
+    score: int = 0
+    distance: int = 0
+
+
+def _study_conditions(q: SearchQuery) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
     if q.modalities:
-        mods = [m.upper() for m in q.modalities]
-        conds.append(Study.id.in_(select(Series.study_pk).where(Series.modality.in_(mods))))
+        mods = sorted({m.strip().upper() for m in q.modalities if m.strip()})
+        conds.append(exists().where(Series.study_pk == Study.id, Series.modality.in_(mods)))
     if q.date_from:
-        conds.append(Study.study_date >= q.date_from)
+        conds.append(Study.study_date >= normalize_date(q.date_from))
     if q.date_to:
-        conds.append(Study.study_date <= q.date_to)
+        conds.append(Study.study_date <= normalize_date(q.date_to))
+    if q.accession:
+        conds.append(Study.accession_number.in_(_spellings(q.accession)))
     return conds
 
 
-def _patient_query(q: SearchQuery) -> Select:
-    conds = []
-    if q.text and (cond := name_condition(q.text)) is not None:
-        conds.append(cond)
-    if q.patient_id:
-        conds.append(Patient.patient_id == q.patient_id.strip())
-    if q.nas:
-        conds.append(Nas.name.in_(q.nas))
-    study_conds = _study_conditions(q)
-    latest = func.max(Study.study_date).label("latest")
-    stmt = (select(Patient.id, latest).join(Nas, Nas.id == Patient.nas_id)
-            .join(Study, Study.patient_pk == Patient.id, isouter=not study_conds)
-            .where(*conds, *study_conds).group_by(Patient.id))
-    return stmt
+def _fts_condition(conn: Connection, match: str) -> ColumnElement[bool]:
+    """SQLite: patients whose name key the FTS5 trigram index matches."""
+    sub = text("SELECT rowid FROM patient_fts WHERE patient_fts MATCH :fts").bindparams(
+        fts=match).columns(column("rowid"))
+    return Patient.id.in_(sub)
 
+
+def _phrase(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'
+
+
+def _name_conditions(conn: Connection, terms: list[NameTerm]) -> list[ColumnElement[bool]]:
+    conds = [t.condition() for t in terms]
+    if conn.dialect.name == "sqlite":
+        phrases = [p for t in terms for p in t.fts_phrases()]
+        if phrases:
+            conds.insert(0, _fts_condition(conn, " AND ".join(map(_phrase, phrases))))
+    return conds
+
+
+def _candidates(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]]
+                ) -> list[Candidate]:
+    """Patient records meeting ``conds`` and the query's other filters, with the date of
+    their latest study among those that meet the study filters."""
+    study_conds = _study_conditions(q)
+    where = list(conds)
+    if q.patient_id:
+        where.append(_id_condition(conn, q.patient_id, with_accession=False))
+    if q.birth_date:
+        where.append(Patient.birth_date == normalize_date(q.birth_date))
+    if q.nas:
+        where.append(Nas.name.in_(q.nas))
+    latest = func.max(Study.study_date)
+    stmt = (select(Patient.id, Nas.name, Patient.patient_id, Patient.name_key,
+                   Patient.birth_date, latest)
+            .join(Nas, Nas.id == Patient.nas_id)
+            .join(Study, and_(Study.patient_pk == Patient.id, *study_conds),
+                  isouter=not study_conds)
+            .where(*where)
+            .group_by(Patient.id, Nas.name, Patient.patient_id, Patient.name_key,
+                      Patient.birth_date))
+    return [Candidate(*row) for row in conn.execute(stmt)]
+
+
+# -- ranking and grouping --------------------------------------------------------------
+
+def _score(c: Candidate, q: SearchQuery, terms: list[NameTerm], ident: str | None) -> int:
+    parts = c.name_key.split()
+    return (sum(t.score(parts) for t in terms) + _id_score(c.patient_id, ident)
+            + _id_score(c.patient_id, q.patient_id))
+
+
+def _group(cands: list[Candidate]) -> list[list[Candidate]]:
+    """People: records on different NAS devices with the same Patient ID, or the same
+    name and birth date, joined transitively (union-find)."""
+    parent = list(range(len(cands)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for key in (lambda c: c.patient_id,
+                lambda c: (c.name_key, c.birth_date) if c.name_key and c.birth_date else None):
+        first: dict[Any, list[int]] = {}
+        for i, c in enumerate(cands):
+            k = key(c)
+            if k is None:
+                continue
+            for j in first.get(k, []):
+                if cands[j].nas != c.nas:
+                    parent[find(i)] = find(j)
+            first.setdefault(k, []).append(i)
+    groups: dict[int, list[Candidate]] = {}
+    for i, c in enumerate(cands):
+        groups.setdefault(find(i), []).append(c)
+    return [sorted(g, key=lambda c: (c.nas, c.patient_id)) for g in groups.values()]
+
+
+def _rank(groups: list[list[Candidate]], similar: bool) -> list[list[Candidate]]:
+    """Relevance first (fewest edits for similar ones), then the latest study, then the
+    first record's NAS and ID so that the order is total and the same on every database."""
+    def head(g: list[Candidate]) -> tuple[str, str]:
+        return g[0].nas, g[0].patient_id
+
+    def latest(g: list[Candidate]) -> str:
+        return max((c.latest for c in g if c.latest), default="")
+
+    out = sorted(groups, key=head)
+    out.sort(key=latest, reverse=True)
+    if similar:
+        out.sort(key=lambda g: min(c.distance for c in g))
+    else:
+        out.sort(key=lambda g: max(c.score for c in g), reverse=True)
+    return out
+
+
+def link_reason(records: list[tuple[str, str, str, str | None]]) -> str | None:
+    """Why records ``(nas, patient_id, name_key, birth_date)`` are one person, or None
+    for a single record."""
+    if len(records) < 2:
+        return None
+    where = ", ".join(nas for nas, *_ in records)
+    if len({pid for _, pid, *_ in records}) == 1:
+        return f"Same Patient ID on {where}."
+    ids = "; ".join(f"{nas}: {pid}" for nas, pid, *_ in records)
+    return (f"Same name and birth date on {where} (Patient IDs differ: {ids}). "
+            "Shown together for convenience; check before treating them as one person.")
+
+
+# -- the search ------------------------------------------------------------------------
 
 def search(engine: Engine, q: SearchQuery) -> SearchResult:
-    base = _patient_query(q).subquery()
+    """People matching ``q``, best first, one page of them (``limit``/``offset``)."""
+    text_ = (q.text or "").strip()
+    ident = text_ if looks_like_identifier(text_) else None
+    terms = [] if ident else [NameTerm.parse(w) for w in name_words(text_)
+                              if WILDCARDS.sub("", w)]
     with engine.connect() as conn:
-        total = conn.scalar(select(func.count()).select_from(base)) or 0
-        rows = conn.execute(select(base.c.id).order_by(base.c.latest.desc().nulls_last(),
-                                                       base.c.id)
-                            .limit(q.limit).offset(q.offset)).all()
-        pks = [r.id for r in rows]
-        patients = _load_patients(conn, pks, _study_conditions(q))
-    return SearchResult([patients[pk] for pk in pks], total)
+        conds = ([_id_condition(conn, ident, with_accession=True)] if ident
+                 else _name_conditions(conn, terms))
+        exact = _candidates(conn, q, conds)
+        for c in exact:
+            c.score = _score(c, q, terms, ident)
+        people = _rank(_group(exact), similar=False)
+        similar: list[list[Candidate]] = []
+        if q.fuzzy and terms and len(people) < FUZZY_BELOW:
+            similar = _rank(_group(_similar(conn, q, terms, {c.pk for c in exact})),
+                            similar=True)
+        page = (people + similar)[q.offset:q.offset + q.limit]
+        hits = _load_patients(conn, [c.pk for g in page for c in g], _study_conditions(q))
+    persons = []
+    for n, group in enumerate(page, q.offset):
+        records = [hits[c.pk] for c in group]
+        reason = link_reason([(c.nas, c.patient_id, c.name_key, c.birth_date) for c in group])
+        match = "similar" if n >= len(people) else "exact"
+        for r in records:
+            r.match, r.person, r.linked_because = match, n, reason
+        persons.append(PersonHit(records, match, reason))
+    notes = _notes(q, terms, len(people), len(similar))
+    return SearchResult([r for p in persons for r in p.records], len(people) + len(similar),
+                        persons, len(similar), notes)
 
 
-def _load_patients(conn, pks: list[int], study_conds: list) -> dict[int, PatientHit]:
+def _similar(conn: Connection, q: SearchQuery, terms: list[NameTerm], exclude: set[int]
+             ) -> list[Candidate]:
+    """The typo-tolerant pass: names sharing a trigram with each typed word that may have
+    a typo, then kept only if every word matches exactly or within its edit budget."""
+    fuzzy = [t for t in terms if t.kind != "wildcard" and typo_budget(t.word)]
+    if not fuzzy:
+        return []
+    strict = [t for t in terms if t not in fuzzy]
+    conds = [t.condition() for t in strict]
+    groups = [sorted(_fuzzy_trigrams(t.word)) for t in fuzzy]
+    if conn.dialect.name == "sqlite":
+        match = " AND ".join("(" + " OR ".join(map(_phrase, g)) + ")" for g in groups)
+        conds.append(_fts_condition(conn, match))
+    else:
+        conds += [or_(*(Patient.name_key.like(f"%{_escape_like(t)}%", escape="\\")
+                        for t in g)) for g in groups]
+    found = []
+    for c in _candidates(conn, q, conds):
+        if c.pk in exclude:
+            continue
+        parts = c.name_key.split()
+        total = 0
+        for t in terms:
+            if t.score(parts):
+                continue
+            d = t.distance(parts)
+            if d is None:
+                break
+            total += d
+        else:
+            if total:
+                c.distance = total
+                found.append(c)
+    return found
+
+
+def _fuzzy_trigrams(word: str) -> set[str]:
+    """Trigrams of the word and of each one-letter deletion of it: a swapped or wrong
+    letter in a short word changes all its own trigrams, but rarely those of the
+    deletions too ('jhon' -> 'jon' shares ' jo' with 'john')."""
+    variants = {word} | {word[:i] + word[i + 1:] for i in range(len(word))}
+    return {t for v in variants if len(v) >= 2 for t in word_trigrams(v)}
+
+
+def _notes(q: SearchQuery, terms: list[NameTerm], exact: int, similar: int) -> list[str]:
+    notes = []
+    if similar:
+        notes.append(f"{similar} similar name(s) added after the exact matches "
+                     "(typo-tolerant; check the spelling).")
+    if exact + similar == 0:
+        tips = ["fewer words", "a '*' wildcard (e.g. 'mul*')"]
+        if any(len(t.word) < MIN_FRAGMENT for t in terms):
+            tips.append("at least three letters to match inside a name")
+        if q.modalities or q.date_from or q.date_to or q.nas or q.birth_date:
+            tips.append("fewer filters")
+        notes.append("No patient matches. Try " + ", ".join(tips) + ".")
+    return notes
+
+
+def _load_patients(conn: Connection, pks: list[int], study_conds: list
+                   ) -> dict[int, PatientHit]:
     if not pks:
         return {}
     hits = {}
@@ -132,21 +479,158 @@ def _load_patients(conn, pks: list[int], study_conds: list) -> dict[int, Patient
                    Patient.birth_date, Patient.sex)
             .join(Nas, Nas.id == Patient.nas_id).where(Patient.id.in_(pks))):
         hits[pk] = PatientHit(nas, pid, name, birth, sex)
+    for ppk, study in _studies(conn, pks, study_conds):
+        hits[ppk].studies.append(study)
+    return hits
+
+
+def _studies(conn: Connection, patient_pks: list[int], study_conds: list
+             ) -> Iterable[tuple[int, StudyHit]]:
     counts = (select(Series.study_pk, func.count(func.distinct(Series.id)).label("series"),
                      func.count(Instance.id).label("instances"))
               .join(Instance, and_(Instance.series_pk == Series.id,
                                    Instance.missing_since.is_(None)), isouter=True)
+              .join(Study, Study.id == Series.study_pk)
+              .where(Study.patient_pk.in_(patient_pks))
               .group_by(Series.study_pk).subquery())
     stmt = (select(Study.patient_pk, Study.study_uid, Study.study_date, Study.description,
                    Study.modalities, Study.accession_number,
                    func.coalesce(counts.c.series, 0), func.coalesce(counts.c.instances, 0))
             .join(counts, counts.c.study_pk == Study.id, isouter=True)
-            .where(Study.patient_pk.in_(pks), *study_conds)
-            .order_by(Study.study_date.desc().nulls_last(), Study.id))
-    for ppk, uid, date, desc, mods, acc, n_series, n_inst in conn.execute(stmt):
-        hits[ppk].studies.append(StudyHit(uid, date, desc, [m for m in mods.split("\\") if m],
-                                          acc, n_series, n_inst))
-    return hits
+            .where(Study.patient_pk.in_(patient_pks), *study_conds)
+            .order_by(Study.study_date.desc().nulls_last(), Study.study_uid))
+    for ppk, uid, day, desc, mods, acc, n_series, n_inst in conn.execute(stmt):
+        yield ppk, StudyHit(uid, day, desc, [m for m in mods.split("\\") if m], acc,
+                            n_series, n_inst)
+
+
+# -- one patient: the patient page -----------------------------------------------------
+
+def patient(engine: Engine, nas: str, patient_id: str) -> PersonHit | None:
+    """One patient record with every study, plus the records of the same person on other
+    NAS devices (same Patient ID, or same name and birth date), each with its studies."""
+    with engine.connect() as conn:
+        row = conn.execute(select(Patient.id, Patient.name_key, Patient.birth_date)
+                           .join(Nas, Nas.id == Patient.nas_id)
+                           .where(Nas.name == nas, Patient.patient_id == patient_id)).first()
+        if row is None:
+            return None
+        same_person = Patient.patient_id == patient_id
+        if row.name_key and row.birth_date:
+            same_person = or_(same_person, and_(Patient.name_key == row.name_key,
+                                                Patient.birth_date == row.birth_date))
+        others = conn.execute(select(Patient.id, Nas.name, Patient.patient_id,
+                                     Patient.name_key, Patient.birth_date)
+                              .join(Nas, Nas.id == Patient.nas_id)
+                              .where(same_person, Nas.name != nas)).all()
+        cands = [Candidate(row.id, nas, patient_id, row.name_key, row.birth_date, None)]
+        cands += [Candidate(pk, n, pid, key, birth, None) for pk, n, pid, key, birth in others]
+        hits = _load_patients(conn, [c.pk for c in cands], [])
+    group = sorted(cands, key=lambda c: (c.nas != nas, c.nas, c.patient_id))
+    reason = link_reason([(c.nas, c.patient_id, c.name_key, c.birth_date) for c in group])
+    records = [hits[c.pk] for c in group]
+    for r in records:
+        r.linked_because = reason
+    return PersonHit(records, "exact", reason)
+
+
+@dataclass
+class SeriesNode:
+    series_uid: str
+    number: int | None
+    modality: str | None
+    description: str | None
+    instances: int
+    folder: str  # as the workstation sees it (display_root)
+    host_folder: str
+
+
+@dataclass
+class StudyNode:
+    study_uid: str
+    date: str | None
+    description: str | None
+    accession: str | None
+    modalities: list[str]
+    folder: str
+    host_folder: str
+    series: list[SeriesNode] = field(default_factory=list)
+
+    @property
+    def instances(self) -> int:
+        return sum(s.instances for s in self.series)
+
+
+def _common_dir(paths: Iterable[str]) -> str:
+    dirs = [posixpath.dirname(p) for p in paths]
+    return posixpath.commonpath(dirs) if dirs and all(dirs) else ""
+
+
+def study_tree(engine: Engine, nas: str, patient_id: str) -> list[StudyNode]:
+    """Studies (latest first) and series of one record, with the folder of each as the
+    workstation sees it. A folder is the deepest one holding all of its present files."""
+    # The common prefix of a set of paths is the common prefix of its min and max.
+    stmt = (select(Study.study_uid, Study.study_date, Study.description,
+                   Study.accession_number, Study.modalities, Series.series_uid,
+                   Series.series_number, Series.modality, Series.description,
+                   func.count(Instance.id), func.min(Instance.rel_path),
+                   func.max(Instance.rel_path), Nas.root, Nas.display_root)
+            .join(Patient, Patient.id == Study.patient_pk)
+            .join(Nas, Nas.id == Patient.nas_id)
+            .join(Series, Series.study_pk == Study.id)
+            .join(Instance, and_(Instance.series_pk == Series.id,
+                                 Instance.missing_since.is_(None)), isouter=True)
+            .where(Nas.name == nas, Patient.patient_id == patient_id)
+            .group_by(Study.id, Study.study_uid, Study.study_date, Study.description,
+                      Study.accession_number, Study.modalities, Series.id, Series.series_uid,
+                      Series.series_number, Series.modality, Series.description, Nas.root,
+                      Nas.display_root)
+            .order_by(Study.study_date.desc().nulls_last(), Study.study_uid,
+                      Series.series_number.nulls_last(), Series.series_uid))
+    studies: dict[str, StudyNode] = {}
+    spans: dict[str, list[str]] = {}
+    roots: tuple[str, str | None] = ("", None)
+    with engine.connect() as conn:
+        for (st_uid, day, desc, acc, mods, se_uid, number, modality, se_desc, count, lo, hi,
+             root, shown) in conn.execute(stmt):
+            roots = (root, shown)
+            if st_uid not in studies:
+                studies[st_uid] = StudyNode(st_uid, day, desc, acc,
+                                            [m for m in mods.split("\\") if m], "", "")
+                spans[st_uid] = []
+            folder = _common_dir([lo, hi]) if lo else ""
+            spans[st_uid] += [p for p in (lo, hi) if p]
+            studies[st_uid].series.append(SeriesNode(
+                se_uid, number, modality, se_desc, count, display_path(shown, root, folder),
+                host_path(root, folder)))
+    root, shown = roots
+    for uid, node in studies.items():
+        folder = _common_dir(spans[uid])
+        node.folder = display_path(shown, root, folder)
+        node.host_folder = host_path(root, folder)
+    return list(studies.values())
+
+
+def series_files(engine: Engine, nas: str, series_uid: str) -> list[dict[str, Any]]:
+    """The present files of one series in slice order, with their paths."""
+    stmt = (select(Instance.sop_instance_uid, Instance.instance_number, Instance.rel_path,
+                   Instance.file_format, Instance.size, Nas.root, Nas.display_root)
+            .join(Series, Series.id == Instance.series_pk)
+            .join(Nas, Nas.id == Instance.nas_id)
+            .where(Nas.name == nas, Series.series_uid == series_uid,
+                   Instance.missing_since.is_(None))
+            .order_by(Instance.instance_number.nulls_last(), Instance.rel_path))
+    with engine.connect() as conn:
+        return [{"sop_instance_uid": r.sop_instance_uid, "instance_number": r.instance_number,
+                 "rel_path": r.rel_path, "format": r.file_format, "size": r.size,
+                 "display_path": display_path(r.display_root, r.root, r.rel_path)}
+                for r in conn.execute(stmt)]
+
+
+def nas_roots(engine: Engine) -> dict[str, str]:
+    """Each NAS's root as recorded in the index: previews may read only below these."""
+    with engine.connect() as conn:
+        return dict(conn.execute(select(Nas.name, Nas.root)).all())
 
 
 def images(engine: Engine, nas: str, patient_id: str,
@@ -179,5 +663,3 @@ def images(engine: Engine, nas: str, patient_id: str,
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-

@@ -1,0 +1,319 @@
+"""Every matching rule of README "Matching rules", on SQLite and on a real PostgreSQL.
+
+The index is filled through the real write path (``store.write_batch`` with
+``InstanceRecord``s), as the sync engine does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from nasindex import store
+from nasindex.config import NasSettings
+from nasindex.contract import InstanceRecord
+from nasindex.index.db import alembic_config, get_engine, migrate
+from nasindex.index.models import Patient
+from nasindex.search import (
+    FUZZY_BELOW,
+    NameTerm,
+    SearchQuery,
+    _name_conditions,
+    normalize_date,
+    patient,
+    search,
+    series_files,
+    study_tree,
+)
+
+_uid = itertools.count(1)
+
+# (nas, patient_id, PN, birth, sex, [(study date, modality, accession, series count)])
+PEOPLE = [
+    ("ct", "PAT001", "DOE^JANE", "19700101", "F", [("20240110", "CT", "A1", 2)]),
+    ("ct", "PAT002", "MACDOE^JOHN", "19650505", "M", [("20230301", "CT", "A2", 1)]),
+    ("ct", "PAT003", "MÜLLER^JÖRG", "19500202", "M", [("20220101", "MR", "A3", 1)]),
+    ("pacs2", "PAT004", "MULLER^ANNA", "19800303", "F", [("20240601", "CT", "B4", 1)]),
+    ("pacs2", "PAT001", "DOE^JANE", "19700101", "F", [("20250101", "CR", "B1", 1)]),
+    ("pacs3", "X-77", "Doe^Jane", "19700101", "F", [("20200101", "US", "C7", 1)]),
+    ("ct", "PAT010", "YAMADA^TARO=山田^太郎=やまだ^たろう", "19900909", "M",
+     [("20240115", "CT", "A10", 1)]),
+    ("ct", "PAT011", "LI^WEI", "19880808", "M", [("20240120", "CT", "A11", 1)]),
+    ("ct", "PAT012", "OLIVER^TOM", "19770707", "M", [("20210101", "CT", "A12", 1)]),
+    ("ct", "PAT013", "SMITH^JOHN", "19700101", "M", [("20190101", "CT", "A13", 1)]),
+    ("ct", "PAT100", "SCHMIDT^ERIK", "19600606", "M",
+     [("20241201", "CT", "ACC-9", 1), ("20180101", "MR", "A100", 1)]),
+    ("pacs2", "PAT1000", "BROWN^ZOË", "19910101", "F", [("20230101", "MR", "B1000", 1)]),
+]
+
+
+def _records(pid: str, pn: str, birth: str, sex: str, studies) -> list[InstanceRecord]:
+    out = []
+    for day, modality, acc, n_series in studies:
+        study = f"1.2.{next(_uid)}"
+        for s in range(n_series):
+            series = f"1.3.{next(_uid)}"
+            for i in range(2):
+                key = f"{pid}/{day}_{acc}/S{s + 1:03d}/IM_{i + 1:05d}.dcm"
+                out.append(InstanceRecord(
+                    key=key, rel_path=key, size=1000, mtime_ns=1,
+                    sop_instance_uid=f"1.4.{next(_uid)}", study_uid=study, series_uid=series,
+                    patient_id=pid, patient_name=pn, birth_date=birth, sex=sex,
+                    study_date=day, study_description=f"{modality} STUDY",
+                    accession_number=acc, series_number=s + 1, modality=modality,
+                    instance_number=i + 1))
+    return out
+
+
+def _nas_pk(engine, nas: str) -> int:
+    return store.ensure_nas(engine, NasSettings(id=nas, type="dicom-folder",
+                                                root=Path(f"/srv/{nas}"),
+                                                display_root=f"\\\\{nas}\\share"))
+
+
+def fill(engine) -> None:
+    for nas, pid, pn, birth, sex, studies in PEOPLE:
+        store.write_batch(engine, _nas_pk(engine, nas), _records(pid, pn, birth, sex, studies))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'index.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def engine(url):
+    migrate(url)
+    eng = get_engine(url)
+    fill(eng)
+    return eng
+
+
+def ids(result) -> list[tuple[str, str]]:
+    return [(r.nas, r.patient_id) for r in result.patients]
+
+
+def find(engine, **kw) -> set[tuple[str, str]]:
+    return set(ids(search(engine, SearchQuery(fuzzy=False, **kw))))
+
+
+JANE = {("ct", "PAT001"), ("pacs2", "PAT001"), ("pacs3", "X-77")}
+MULLERS = {("ct", "PAT003"), ("pacs2", "PAT004")}
+
+
+# -- names -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("typed", ["jane doe", "DOE^JANE", "Doe, Jane", "doe jane", "JANE  DOE"])
+def test_name_parts_in_any_order(engine, typed):
+    assert find(engine, text=typed) == JANE
+
+
+@pytest.mark.parametrize("typed", ["muller", "müller", "MÜLLER", "Muller"])
+def test_case_and_accent_insensitive(engine, typed):
+    assert find(engine, text=typed) == MULLERS
+
+
+def test_wildcards_stay_within_one_name_part(engine):
+    assert find(engine, text="m?ller") == MULLERS
+    assert find(engine, text="sch*dt") == {("ct", "PAT100")}
+    assert find(engine, text="d*") >= JANE
+    assert ("ct", "PAT002") not in find(engine, text="d*")  # MACDOE does not start with d
+    assert find(engine, text="*doe") == JANE | {("ct", "PAT002")}
+    # 'd*ne' would match across 'doe jane' if * could cross a part boundary
+    assert find(engine, text="d*ne") == set()
+    assert find(engine, text="d?e jane") == JANE
+
+
+def test_fragment_inside_a_part_needs_three_letters(engine):
+    assert find(engine, text="doe") == JANE | {("ct", "PAT002")}
+    assert find(engine, text="oe") == set()  # two letters: only at the start of a part
+    assert find(engine, text="li") == {("ct", "PAT011")}  # not OLIVER
+    assert find(engine, text="liv") == {("ct", "PAT012")}
+
+
+@pytest.mark.parametrize("typed",
+                         ["山田", "山田 太郎", "山田太郎", "やまだ", "taro yamada", "太郎"])
+def test_ideographic_and_phonetic_groups(engine, typed):
+    assert find(engine, text=typed) == {("ct", "PAT010")}
+
+
+def test_exact_part_ranks_before_fragment(engine):
+    result = search(engine, SearchQuery(text="doe", fuzzy=False))
+    assert result.patients[-1].patient_id == "PAT002"  # MACDOE: inside a part
+    assert result.persons[0].records[0].patient_id in ("PAT001", "X-77")
+
+
+# -- the typo-tolerant pass ------------------------------------------------------------
+
+def test_typos_add_similar_results_after_exact_ones(engine):
+    result = search(engine, SearchQuery(text="schmitt"))
+    assert ids(result) == [("ct", "PAT100")]
+    assert result.patients[0].match == "similar" and result.similar_total == 1
+    assert any("similar" in n for n in result.notes)
+    swapped = search(engine, SearchQuery(text="jane deo"))
+    assert set(ids(swapped)) == JANE and swapped.persons[0].match == "similar"
+    assert set(ids(search(engine, SearchQuery(text="jhon smith")))) == {("ct", "PAT013")}
+    # exact matches come first, similar ones after; nothing is dropped
+    mixed = search(engine, SearchQuery(text="mueller"))
+    assert set(ids(mixed)) == MULLERS and all(p.match == "similar" for p in mixed.persons)
+    exact = search(engine, SearchQuery(text="muller"))
+    assert exact.similar_total == 0 and all(p.match == "exact" for p in exact.persons)
+
+
+def test_typo_pass_is_only_a_fallback(engine):
+    assert FUZZY_BELOW > 1
+    result = search(engine, SearchQuery(text="john"))  # exact hits: no similar ones added
+    assert {p.match for p in result.persons} == {"exact"}
+    assert search(engine, SearchQuery(text="zzzzzz")).total == 0
+
+
+def test_no_match_says_what_to_try(engine):
+    result = search(engine, SearchQuery(text="qq", modalities=["PT"]))
+    assert result.total == 0 and "Try" in result.notes[0] and "filters" in result.notes[0]
+
+
+# -- identifiers and filters -----------------------------------------------------------
+
+def test_patient_id_exact_then_prefix(engine):
+    result = search(engine, SearchQuery(text="PAT100"))
+    assert ids(result) == [("ct", "PAT100"), ("pacs2", "PAT1000")]
+    assert ids(search(engine, SearchQuery(text="pat100"))) == ids(result)  # typed lower case
+    assert find(engine, patient_id="PAT100") == {("ct", "PAT100"), ("pacs2", "PAT1000")}
+    assert find(engine, patient_id="PAT00") == {("ct", "PAT001"), ("pacs2", "PAT001"),
+                                                ("ct", "PAT002"), ("ct", "PAT003"),
+                                                ("pacs2", "PAT004")}
+
+
+def test_accession_number(engine):
+    assert find(engine, text="ACC-9") == {("ct", "PAT100")}
+    assert find(engine, accession="acc-9") == {("ct", "PAT100")}
+    result = search(engine, SearchQuery(accession="ACC-9"))
+    assert [s.accession for s in result.patients[0].studies] == ["ACC-9"]
+
+
+def test_any_of_several_modalities(engine):
+    got = find(engine, modalities=["MR", "us"])
+    assert got == {("ct", "PAT003"), ("pacs3", "X-77"), ("ct", "PAT100"), ("pacs2", "PAT1000")}
+    result = search(engine, SearchQuery(text="schmidt", modalities=["MR"]))
+    assert [s.modalities for s in result.patients[0].studies] == [["MR"]]
+
+
+def test_study_date_ranges_open_ended(engine):
+    assert find(engine, date_from="20241201") == {("ct", "PAT100"), ("pacs2", "PAT001")}
+    assert find(engine, date_to="2019-01-01") == {("ct", "PAT013"), ("ct", "PAT100")}
+    assert find(engine, date_from="20240101", date_to="20240131") == {
+        ("ct", "PAT001"), ("ct", "PAT010"), ("ct", "PAT011")}
+    # one study must meet every study filter at once
+    assert find(engine, modalities=["MR"], date_from="20241201") == set()
+    with pytest.raises(ValueError):
+        normalize_date("2024-02-30")
+
+
+def test_birth_date_and_nas(engine):
+    assert find(engine, birth_date="1970-01-01") == JANE | {("ct", "PAT013")}
+    assert find(engine, text="jane", nas=["pacs2", "pacs3"]) == JANE - {("ct", "PAT001")}
+
+
+def test_relevance_then_latest_study_and_paging(engine):
+    result = search(engine, SearchQuery(modalities=["CT"], limit=3))
+    latest = [p.latest_study for p in result.persons]
+    assert latest == sorted(latest, reverse=True)
+    assert result.persons[0].records[0].patient_id == "PAT100"  # 2024-12-01
+    everyone = search(engine, SearchQuery(modalities=["CT"], limit=100))
+    assert result.total == everyone.total == len(everyone.persons)
+    pages = [search(engine, SearchQuery(modalities=["CT"], limit=3, offset=o)).persons
+             for o in range(0, everyone.total, 3)]
+    flat = [p.records[0].patient_id for page in pages for p in page]
+    assert flat == [p.records[0].patient_id for p in everyone.persons]
+
+
+# -- one person on several NAS devices -------------------------------------------------
+
+def test_same_person_on_several_nas_is_one_result_never_merged(engine):
+    result = search(engine, SearchQuery(text="jane doe", fuzzy=False))
+    assert result.total == 1 and len(result.persons) == 1
+    person = result.persons[0]
+    assert [(r.nas, r.patient_id) for r in person.records] == sorted(JANE)
+    assert "name and birth date" in person.linked_because and "X-77" in person.linked_because
+    by_id = search(engine, SearchQuery(patient_id="PAT001", fuzzy=False)).persons[0]
+    assert by_id.linked_because.startswith("Same Patient ID")
+    # SMITH^JOHN shares only the birth date: a separate person
+    assert search(engine, SearchQuery(birth_date="19700101")).total == 2
+    with engine.connect() as conn:  # the index keeps three records
+        assert conn.scalar(select(func.count()).select_from(Patient)
+                           .where(Patient.name_key == " doe jane ")) == 3
+
+
+def test_patient_page_data(engine):
+    person = patient(engine, "pacs3", "X-77")
+    assert [(r.nas, r.patient_id) for r in person.records] == [
+        ("pacs3", "X-77"), ("ct", "PAT001"), ("pacs2", "PAT001")]
+    tree = study_tree(engine, "ct", "PAT001")
+    assert len(tree) == 1 and len(tree[0].series) == 2 and tree[0].instances == 4
+    assert tree[0].folder == "\\\\ct\\share\\PAT001\\20240110_A1"
+    assert tree[0].series[1].folder.endswith("20240110_A1\\S002")
+    files = series_files(engine, "ct", tree[0].series[0].series_uid)
+    assert [f["instance_number"] for f in files] == [1, 2]
+    assert patient(engine, "ct", "NOPE") is None
+
+
+def test_json_shape_is_stable(engine):
+    d = search(engine, SearchQuery(text="schmidt")).patients[0].as_dict()
+    assert {"nas", "patient_id", "patient_name", "birth_date", "sex", "studies"} <= set(d)
+    assert {"study_uid", "date", "description", "modalities", "accession", "series_count",
+            "instance_count"} <= set(d["studies"][0])
+
+
+# -- indexes ---------------------------------------------------------------------------
+
+def _plan(engine, sql_stmt) -> str:
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            compiled = sql_stmt.compile(conn, compile_kwargs={"literal_binds": True})
+            rows = conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
+            return "\n".join(str(r[-1]) for r in rows)
+        conn.execute(text("SET enable_seqscan = off"))  # tiny tables: force the question
+        compiled = sql_stmt.compile(conn, compile_kwargs={"literal_binds": True})
+        return "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {compiled}")))
+
+
+@pytest.mark.parametrize("typed", ["doe", "li", "sch*dt"])
+def test_name_search_uses_the_substring_index(engine, typed):
+    with engine.connect() as conn:
+        conds = _name_conditions(conn, [NameTerm.parse(typed)])
+    plan = _plan(engine, select(Patient.id).where(*conds))
+    if engine.dialect.name == "sqlite":
+        assert "VIRTUAL TABLE INDEX" in plan, plan
+        assert not any(line.split()[:2] == ["SCAN", "patient"] for line in plan.splitlines())
+    else:
+        assert "ix_patient_name_key_trgm" in plan, plan
+
+
+def test_index_follows_renames(engine):
+    nas_pk = _nas_pk(engine, "ct")
+    store.write_batch(engine, nas_pk, _records("PAT011", "LEE^WEI", "19880808", "M",
+                                               [("20240120", "CT", "A11", 1)]))
+    assert find(engine, text="lee wei") == {("ct", "PAT011")}
+    assert find(engine, text="li wei") == set()
+
+
+def test_migration_upgrades_an_existing_index(url):
+    from alembic import command
+
+    cfg = alembic_config(url)
+    eng = get_engine(url)
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    store.write_batch(eng, _nas_pk(eng, "ct"), _records(
+        "PAT010", "YAMADA^TARO=山田^太郎", "19900909", "M", [("20240115", "CT", "A10", 1)]))
+    with eng.begin() as conn:  # as written by the version before 0002
+        conn.execute(text("UPDATE patient SET name_key = ' yamada taro 山田 太郎 '"))
+    migrate(url)
+    assert find(eng, text="山田太郎") == {("ct", "PAT010")}
+    assert find(eng, text="amad") == {("ct", "PAT010")}
