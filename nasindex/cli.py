@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nasindex import demo as demo_mod
+from nasindex import deployments as deployments_mod
 from nasindex.config import Settings, load_settings
 from nasindex.errors import NasIndexError
 from nasindex.health import nas_status
@@ -187,6 +188,22 @@ def status(as_json: JsonOpt = False) -> None:
         table.add_row(r["nas"], r["type"], *(str(r[k]) for k in
                       ("patients", "studies", "instances", "missing", "errors")), last)
     out.print(table)
+
+
+@app.command()
+def deployments(
+    check: Annotated[bool, typer.Option("--check", help="Fail if prefect.yaml is out of date.")
+                     ] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="Also create them on the Prefect "
+                                        "server ($PREFECT_API_URL) with `prefect deploy`.")
+                     ] = False,
+    file: Annotated[Path | None, typer.Option("--file", help="Default: next to the config.")
+                    ] = None,
+) -> None:
+    """Write prefect.yaml (the Prefect deployments per NAS) from the config."""
+    code = deployments_mod.command(settings(), file, check, apply)
+    if code:
+        sys.exit(code)  # typer.Exit is swallowed by standalone_mode=False in main()
 
 
 @app.command()

@@ -1,0 +1,331 @@
+"""``make run``: the whole of nasindex on one machine, with embedded defaults.
+
+    demo config (if none) -> migrate the index -> local Prefect server -> deployments
+    -> worker -> first full index of every empty NAS -> Streamlit dashboard -> URLs
+
+Ctrl-C (or SIGTERM) stops what this started, in this order: worker, dashboard, server
+(a server stopped before its worker hangs on shutdown). Every child runs in its own
+session, so the terminal's Ctrl-C reaches only this process, which then stops each
+child's process group and any process it left behind (found by parent id), by pid.
+
+Prefect's data lives under ``.run/prefect`` next to the config, so a second
+``make run`` reuses the server's history and the index. With ``[prefect] ui_url`` in
+the config, no server is started: the deployments and the worker use that one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from nasindex import deployments
+from nasindex.config import Settings, config_path, load_settings
+from nasindex.errors import NasIndexError
+
+SERVER_PORT = int(os.environ.get("NASINDEX_PREFECT_PORT", "4200"))
+DASHBOARD_PORT = int(os.environ.get("NASINDEX_DASHBOARD_PORT", "8501"))
+DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+STOP_ORDER = ("worker", "dashboard", "server")
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+
+
+class ServiceError(NasIndexError):
+    """A part of the local stack could not start; the message says which and where its log is."""
+
+
+def say(message: str) -> None:
+    print(f"[nasindex] {message}", flush=True)
+
+
+# -- child processes --------------------------------------------------------------------
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen
+    log: Path
+    _log_file: IO[bytes] | None = None
+
+
+@dataclass
+class Children:
+    """The processes this service started; stops them (and what they spawned) by pid."""
+
+    log_dir: Path
+    started: dict[str, Child] = field(default_factory=dict)
+
+    def start(self, name: str, cmd: list[str], env: dict[str, str],
+              cwd: Path | None = None) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{name}.log"
+        out = log.open("ab")
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        child = Child(name, proc, log, out)
+        self.started[name] = child
+        return child
+
+    def dead(self) -> list[Child]:
+        return [c for c in self.started.values() if c.proc.poll() is not None]
+
+    def stop(self, name: str, timeout: float = 20) -> None:
+        child = self.started.pop(name, None)
+        if child is None:
+            return
+        family = [child.proc.pid, *descendants(child.proc.pid)]
+        _signal_all(child.proc.pid, family, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.proc.wait(timeout)
+        deadline = time.monotonic() + 5
+        while any(_alive(p) for p in family) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _signal_all(child.proc.pid, [p for p in family if _alive(p)], signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.proc.wait(5)
+        if child._log_file:
+            child._log_file.close()
+
+    def stop_all(self) -> None:
+        for name in [*STOP_ORDER, *self.started]:
+            if name in self.started:
+                say(f"stopping {name}")
+                self.stop(name)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``, from /proc (children first found, then theirs)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for kid in parents.get(todo.pop(), []):
+            found.append(kid)
+            todo.append(kid)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is already dead
+
+
+def _signal_all(leader: int, pids: list[int], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, sig)  # the child's own session: itself and what shares its group
+    for pid in pids:  # and anything that moved to a session of its own
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+# -- waiting -----------------------------------------------------------------------------
+def wait_until(check: Callable[[], bool], timeout: float, what: str, child: Child | None = None,
+               every: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if child is not None and child.proc.poll() is not None:
+            raise ServiceError(f"{what} exited ({child.proc.returncode}); see {child.log}")
+        time.sleep(every)
+    where = f"; see {child.log}" if child else ""
+    raise ServiceError(f"{what} did not answer within {timeout:.0f}s{where}")
+
+
+def http_ok(url: str, expect: bytes | None = None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200 and (expect is None or expect in resp.read())
+    except OSError:
+        return False
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) != 0
+
+
+# -- the parts ----------------------------------------------------------------------------
+def prefect_env(home: Path, api_url: str) -> dict[str, str]:
+    """Environment for every Prefect process of this stack (and this one)."""
+    return {"PREFECT_HOME": str(home), "PREFECT_API_URL": api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # else "database is locked"
+            "PREFECT_WORKER_QUERY_SECONDS": os.environ.get("PREFECT_WORKER_QUERY_SECONDS", "5"),
+            "PREFECT_CLI_COLORS": "false"}
+
+
+def start_server(children: Children, env: dict[str, str], port: int,
+                 timeout: float = 90) -> str:
+    """`prefect server start` on 127.0.0.1:port; returns the API URL once healthy."""
+    if not port_free(port):
+        raise ServiceError(f"port {port} is in use: is another Prefect server running? Stop "
+                           "it, set NASINDEX_PREFECT_PORT, or set [prefect] ui_url in the "
+                           "config to use that server.")
+    server_env = {**env}
+    server_env.pop("PREFECT_API_URL", None)  # the server itself is the API
+    child = children.start("server", [*deployments.prefect_cli(), "server", "start", "--host",
+                                      "127.0.0.1", "--port", str(port)], server_env)
+    api = f"http://127.0.0.1:{port}/api"
+    wait_until(lambda: http_ok(f"{api}/health", b"true"), timeout, "the Prefect server", child)
+    return api
+
+
+def start_worker(children: Children, env: dict[str, str], pool: str) -> Child:
+    return children.start("worker", [*deployments.prefect_cli(), "worker", "start", "--pool",
+                                     pool, "--type", "process", "--name", f"{pool}-local"], env)
+
+
+def start_dashboard(children: Children, env: dict[str, str], port: int,
+                    timeout: float = 60) -> str | None:
+    """`streamlit run dashboard/app.py`; None (and a note) if the app is not there yet."""
+    if not DASHBOARD_APP.exists():
+        say(f"no dashboard at {DASHBOARD_APP} yet; skipping it")
+        return None
+    streamlit = Path(sys.executable).with_name("streamlit")
+    child = children.start("dashboard", [
+        str(streamlit), "run", str(DASHBOARD_APP), "--server.headless", "true",
+        "--server.address", "127.0.0.1", "--server.port", str(port),
+        "--browser.gatherUsageStats", "false"], env, cwd=DASHBOARD_APP.parent.parent)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(f"{url}/_stcore/health", b"ok"), timeout, "the dashboard",
+               child)
+    return url
+
+
+def ensure_config(path: Path) -> Settings:
+    """The config; the demo (every NAS type that has one) if there is none yet."""
+    if not path.exists():
+        from nasindex.demo import write_demo
+
+        say(f"no {path}: writing the demo NAS devices under demo-data/ (takes a minute)")
+        made = write_demo(path, path.parent / "demo-data", patients=10)
+        say("demo NAS devices: " + ", ".join(f"{k} ({n} patients)" for k, n in made.items()))
+    return load_settings(path)
+
+
+def empty_nas(settings: Settings) -> list[str]:
+    """The configured NAS devices with nothing indexed yet."""
+    from nasindex.health import nas_status
+    from nasindex.index.db import require_current
+
+    indexed = {row["nas"]: row["instances"]
+               for row in nas_status(require_current(settings.index.url))}
+    return [nas for nas in settings.nas if not indexed.get(nas)]
+
+
+def first_full_index(nas_ids: list[str], timeout: float = 3600) -> dict[str, str]:
+    """Run ``full-index/<nas>`` through Prefect for each NAS; wait; final state per NAS."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    runs = {nas: run_deployment(deployments.deployment_name(deployments.FULL, nas),
+                                timeout=0) for nas in nas_ids}
+    states: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while len(states) < len(runs) and time.monotonic() < deadline:
+            for nas, run in runs.items():
+                if nas in states:
+                    continue
+                state = client.read_flow_run(run.id).state
+                if state is not None and state.type.value in FINAL:
+                    states[nas] = f"{state.name}: {state.message or ''}".strip()
+                    say(f"full index of {nas}: {states[nas]}")
+            time.sleep(1)
+    return states
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    def handler(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def run() -> int:
+    config = config_path().resolve()
+    base = config.parent
+    children = Children(base / ".run" / "logs")
+    with _stop_on_sigterm():
+        try:
+            _bring_up(config, base, children)
+            _watch(children)
+        except KeyboardInterrupt:
+            say("Ctrl-C: stopping")
+        except NasIndexError as exc:
+            say(f"error: {exc}")
+            return 1
+        finally:
+            children.stop_all()
+            say("stopped")
+    return 0
+
+
+def _bring_up(config: Path, base: Path, children: Children) -> None:
+    started = time.monotonic()
+    settings = ensure_config(config)
+    from nasindex.index.db import migrate
+
+    migrate(settings.index.url)
+    say(f"index ready ({len(settings.nas)} NAS: {', '.join(settings.nas)})")
+    home = base / ".run" / "prefect"
+    home.mkdir(parents=True, exist_ok=True)
+    ui = settings.prefect.ui_url
+    api = f"{ui.rstrip('/')}/api" if ui else f"http://127.0.0.1:{SERVER_PORT}/api"
+    env = prefect_env(home, api)
+    os.environ.update(env)  # this process talks to the same API
+    if not ui:
+        say(f"starting the Prefect server (data in {home})")
+        start_server(children, {**os.environ, **env}, SERVER_PORT)
+    child_env = {**os.environ, **env, "NASINDEX_CONFIG": str(config)}
+    prefect_file = base / "prefect.yaml"
+    deployments.apply(settings, prefect_file, env)
+    say(f"deployments applied from {prefect_file}: {len(deployments.names(settings))}")
+    start_worker(children, child_env, settings.prefect.work_pool)
+    dashboard = start_dashboard(children, child_env, DASHBOARD_PORT)
+    ui_url = ui or f"http://127.0.0.1:{SERVER_PORT}"
+    say(f"Prefect UI: {ui_url}")
+    say(f"dashboard:  {dashboard or '(not available yet)'}")
+    todo = empty_nas(settings)
+    if todo:
+        say(f"first full index of {', '.join(todo)} (watch it in the Prefect UI)")
+        first_full_index(todo)
+    say(f"ready in {time.monotonic() - started:.0f}s. Prefect UI: {ui_url}  dashboard: "
+        f"{dashboard or '-'}  (Ctrl-C stops everything)")
+
+
+def _watch(children: Children) -> None:
+    while True:
+        dead = children.dead()
+        if dead:
+            names = ", ".join(f"{c.name} (exit {c.proc.returncode}, log {c.log})" for c in dead)
+            raise ServiceError(f"stopped unexpectedly: {names}")
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
