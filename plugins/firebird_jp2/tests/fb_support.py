@@ -195,7 +195,8 @@ CREATE TABLE UNTERSUCHUNG (U_ID INTEGER, PID INTEGER, DATUM CHAR(8),
 CREATE TABLE SERIE (SERIE_ID INTEGER, U_ID INTEGER, SERIE_UID VARCHAR(64), NR INTEGER,
                     MODALITAET VARCHAR(8));
 CREATE TABLE BILD (BILD_ID INTEGER, SERIE_ID INTEGER, ORDNER VARCHAR(200), DATEI VARCHAR(100),
-                   NR INTEGER, GEAENDERT TIMESTAMP)
+                   NR INTEGER, GEAENDERT TIMESTAMP, GROESSE BIGINT, ZEILEN INTEGER,
+                   SPALTEN INTEGER)
 """
 
 # Another vendor: other tables and columns, text dates, no study UIDs, no SOP UIDs, and the
@@ -232,6 +233,9 @@ parent_key = "SERIE_ID"
 instance_number = "NR"
 path = "{ORDNER}/{DATEI}"
 path_strip_prefix = "D:\\\\Archiv\\\\"
+file_size = "GROESSE"
+rows = "ZEILEN"
+columns = "SPALTEN"
 
 [cursor]
 column = "GEAENDERT"

@@ -45,7 +45,8 @@ def test_other_vendor_schema_indexed_by_mapping_alone(tmp_path: Path, firebird_s
             folder = f"{2025}\\{study}"
             (share / "2025" / str(study)).mkdir(parents=True, exist_ok=True)
             (share / "2025" / str(study) / f"B{n}.j2k").write_bytes(data)
-            cur.execute("INSERT INTO BILD VALUES (?, ?, ?, ?, ?, CURRENT_TIMESTAMP)",
+            cur.execute("INSERT INTO BILD (BILD_ID, SERIE_ID, ORDNER, DATEI, NR, GEAENDERT) "
+                        "VALUES (?, ?, ?, ?, ?, CURRENT_TIMESTAMP)",
                         (study * 100 + n, study * 10, f"D:\\Archiv\\{folder}", f"B{n}.j2k", n))
     con.commit()
     con.close()

@@ -109,7 +109,8 @@ class RowReader:
     def record(self, row: tuple, key: str, rel_path: str, size: int, mtime_ns: int,
                version: str) -> InstanceRecord:
         """The record of one row (file facts are added by the caller)."""
-        self._parent_key(row, "patient")
+        for level in ("series", "study", "patient"):  # the nearest missing parent first
+            self._parent_key(row, level)
         g = self.get
         return InstanceRecord(
             key=key, rel_path=rel_path, size=size, mtime_ns=mtime_ns, version=version,
