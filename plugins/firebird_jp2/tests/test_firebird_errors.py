@@ -9,11 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from nasindex.errors import NasUnavailable
-from nasindex.sync import Kind, run_sync
-from nasindex_firebird_jp2.demo import encode
-
 from fb_support import (
     PASSWORD_ENV,
     VENDOR_B_MAPPING,
@@ -22,6 +17,10 @@ from fb_support import (
     make_vendor_b,
     write_config,
 )
+
+from nasindex.errors import NasUnavailable
+from nasindex.sync import Kind, run_sync
+from nasindex_firebird_jp2.demo import encode
 
 GOOD = encode(np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 50, "jp2")
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nasindex.errors import ConfigError
@@ -68,7 +69,7 @@ def check(nas: NasArg) -> None:
         con.close()
     if problems:
         for p in problems:
-            out.print(f"[red]problem[/red] {p}")
+            out.print(f"[red]problem[/red] {escape(p)}")
         out.print(f"{len(problems)} problem(s) in the mapping of NAS {nas!r}.")
         raise typer.Exit(1)
     out.print(f"[green]ok[/green] the mapping of NAS {nas!r} fits its database.")

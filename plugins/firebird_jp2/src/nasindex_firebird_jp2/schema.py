@@ -88,13 +88,13 @@ def validate(con: fdb.Connection, mapping: Mapping) -> list[str]:
             try:
                 have = source_columns(cur, level.source())
             except fdb.DatabaseError as exc:
-                problems.append(f"[{lvl}] {label}: {_reason(exc)}")
+                problems.append(f"{lvl} level: {label}: {_reason(exc)}")
                 continue
             for column in sorted(used[lvl] | {level.key}):
                 if column not in have:
                     near = [h for h in have if h.lower() == column.lower()]
                     hint = f" (did you mean {near[0]!r}?)" if near else ""
-                    problems.append(f"[{lvl}] column {column!r} does not exist in "
+                    problems.append(f"{lvl} level: column {column!r} does not exist in "
                                     f"{label}{hint}")
         if not problems:
             try:
