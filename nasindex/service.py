@@ -260,10 +260,13 @@ def _stop_on_sigterm() -> Iterator[None]:
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, handler)
+    # A shell that starts us in the background leaves SIGINT ignored; Ctrl-C must work.
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
 
 
 def run() -> int:

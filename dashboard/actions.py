@@ -1,0 +1,91 @@
+"""Admin actions on the health page: per NAS, "sync now", "full index" and "retry
+failed", each behind a confirmation, each a Prefect deployment run (so it is queued,
+limited to one run per NAS and recorded like a scheduled run, not run in the page).
+
+The page calls :func:`render_actions` once per NAS. :func:`trigger` is the same action
+without Streamlit. The Prefect API is ``$PREFECT_API_URL`` (``make run`` sets it for
+the dashboard) or ``[prefect] ui_url`` + ``/api`` from the config.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ACTIONS: dict[str, tuple[str, str, str]] = {
+    # action: (flow name = first half of the deployment name, button, confirmation)
+    "sync": ("incremental-sync", "Sync now", "Sync NAS {nas} now (new and changed files)?"),
+    "full": ("full-index", "Full index", "Re-read every file of NAS {nas}? On a large NAS "
+             "this takes hours; the index stays searchable meanwhile."),
+    "retry": ("retry-failed", "Retry failed", "Re-read the failed files of NAS {nas} now?"),
+}
+
+
+@dataclass(frozen=True)
+class TriggeredRun:
+    id: str
+    name: str
+    deployment: str
+    url: str | None
+
+
+def api_url() -> str | None:
+    """The Prefect API this dashboard talks to, if one is configured."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    try:
+        from nasindex.config import load_settings
+
+        ui = load_settings().prefect.ui_url
+    except Exception:  # no config: the page says so elsewhere
+        return None
+    return f"{ui.rstrip('/')}/api" if ui else None
+
+
+def trigger(nas: str, action: str) -> TriggeredRun:
+    """Create a run of ``<flow>/<nas>`` now; returns at once (the worker runs it)."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    flow_name = ACTIONS[action][0]
+    deployment = f"{flow_name}/{nas}"
+    api = api_url()
+    with temporary_settings({PREFECT_API_URL: api} if api else {}):
+        run = run_deployment(deployment, timeout=0, tags=["dashboard"])
+    ui = api.removesuffix("/api") if api else None
+    return TriggeredRun(str(run.id), run.name, deployment,
+                        f"{ui}/runs/flow-run/{run.id}" if ui else None)
+
+
+def render_actions(nas: str) -> None:
+    """Three buttons for one NAS; a click asks for confirmation before anything runs."""
+    import streamlit as st
+
+    pending_key = f"nasindex-action-{nas}"
+    for column, (action, (_flow, label, _ask)) in zip(st.columns(len(ACTIONS)),
+                                                      ACTIONS.items(), strict=True):
+        if column.button(label, key=f"{pending_key}-{action}"):
+            st.session_state[pending_key] = action
+    action = st.session_state.get(pending_key)
+    if not action:
+        return
+    st.warning(ACTIONS[action][2].format(nas=nas))
+    confirm, cancel = st.columns(2)
+    if confirm.button("Confirm", key=f"{pending_key}-confirm", type="primary"):
+        del st.session_state[pending_key]
+        _run_and_report(st, nas, action)
+    elif cancel.button("Cancel", key=f"{pending_key}-cancel"):
+        del st.session_state[pending_key]
+        st.rerun()
+
+
+def _run_and_report(st, nas: str, action: str) -> None:
+    try:
+        run = trigger(nas, action)
+    except Exception as exc:  # no server, no deployment: say so, keep the page alive
+        st.error(f"Could not start {ACTIONS[action][0]} for NAS {nas}: {exc}. Is the Prefect "
+                 "server running and were the deployments applied (`nasindex deployments "
+                 "--apply`)?")
+        return
+    link = f"[{run.name}]({run.url})" if run.url else run.name
+    st.success(f"Started {run.deployment}: flow run {link}. It shows on this page when done.")
