@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, exists, func, or_, select, text
+from sqlalchemy import and_, case, func, literal, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement, column
 
@@ -138,6 +138,16 @@ class NameTerm:
         lead = "%" if self.kind == "fragment" else "% "
         return Patient.name_key.like(f"{lead}{_escape_like(self.word)}%", escape="\\")
 
+    def score_expr(self) -> ColumnElement[int]:
+        """:meth:`score` in SQL, for a name that is known to match this term."""
+        if self.kind == "wildcard":
+            return literal(2)
+        w = _escape_like(self.word)
+        whole = Patient.name_key.like(f"% {w} %", escape="\\")
+        if self.kind == "prefix":
+            return case((whole, 3), else_=2)
+        return case((whole, 3), (Patient.name_key.like(f"% {w}%", escape="\\"), 2), else_=1)
+
     def fts_phrases(self) -> list[str]:
         """Substrings of the name key (3+ characters) that a match must contain: what the
         trigram index can look up. Empty when the term gives it nothing to go on."""
@@ -171,8 +181,10 @@ class NameTerm:
         return best if best <= budget else None
 
 
-def _escape_like(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _escape_like(word: str, escape: str = "\\") -> str:
+    for ch in (escape, "%", "_"):
+        word = word.replace(ch, escape + ch)
+    return word
 
 
 def _wildcard_regex(word: str) -> str:
@@ -214,27 +226,39 @@ def _spellings(value: str) -> list[str]:
     return list(dict.fromkeys([value, value.upper()]))
 
 
-def _id_condition(conn: Connection, value: str, with_accession: bool) -> ColumnElement[bool]:
+def _id_prefix(conn: Connection, value: str) -> ColumnElement[bool]:
+    """Patient ID starts with one of the spellings of ``value`` (exact included)."""
     conds: list[ColumnElement[bool]] = []
     for v in _spellings(value):
-        conds.append(Patient.patient_id == v)
         if conn.dialect.name == "postgresql":  # served by the text_pattern_ops index
             conds.append(Patient.patient_id.like(f"{_escape_like(v)}%", escape="\\"))
         else:  # a range on the B-tree: every string that starts with v
             conds.append(and_(Patient.patient_id >= v, Patient.patient_id < v + "\U0010ffff"))
+    return or_(*conds)
+
+
+def _id_condition(conn: Connection, value: str, with_accession: bool) -> ColumnElement[bool]:
+    conds = [_id_prefix(conn, value)]
     if with_accession:
         conds.append(Patient.id.in_(select(Study.patient_pk).where(
             Study.accession_number.in_(_spellings(value)))))
     return or_(*conds)
 
 
-def _id_score(record_id: str, value: str | None) -> int:
-    if not value:
-        return 0
-    spellings = _spellings(value)
-    if record_id in spellings:
-        return 100
-    return 60 if any(record_id.startswith(v) for v in spellings) else 0
+def _id_score(conn: Connection, value: str) -> ColumnElement[int]:
+    """100 for the exact Patient ID, 60 for a prefix (an accession match scores 0)."""
+    return case((Patient.patient_id.in_(_spellings(value)), 100),
+                (_id_prefix(conn, value), 60), else_=0)
+
+
+def _score_expr(conn: Connection, q: SearchQuery, terms: list[NameTerm], ident: str | None
+                ) -> ColumnElement[int]:
+    parts = [t.score_expr() for t in terms]
+    parts += [_id_score(conn, v) for v in (ident, q.patient_id) if v]
+    total: ColumnElement[int] = literal(0)
+    for part in parts:
+        total = total + part
+    return total
 
 
 # -- candidates ------------------------------------------------------------------------
@@ -254,8 +278,12 @@ class Candidate:
 def _study_conditions(q: SearchQuery) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = []
     if q.modalities:
+        # Study.modalities holds its series' modalities as "CT\\SR" (kept by the store):
+        # matching it avoids a series lookup per study.
         mods = sorted({m.strip().upper() for m in q.modalities if m.strip()})
-        conds.append(exists().where(Series.study_pk == Study.id, Series.modality.in_(mods)))
+        padded = literal("\\") + Study.modalities + literal("\\")
+        conds.append(or_(*(padded.like(f"%\\{_escape_like(m, '!')}\\%", escape="!")
+                           for m in mods)))
     if q.date_from:
         conds.append(Study.study_date >= normalize_date(q.date_from))
     if q.date_to:
@@ -285,10 +313,10 @@ def _name_conditions(conn: Connection, terms: list[NameTerm]) -> list[ColumnElem
     return conds
 
 
-def _candidates(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]]
-                ) -> list[Candidate]:
-    """Patient records meeting ``conds`` and the query's other filters, with the date of
-    their latest study among those that meet the study filters."""
+def _candidates(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
+                score: ColumnElement[int] | None = None) -> list[Candidate]:
+    """Patient records meeting ``conds`` and the query's other filters, with their score
+    and the date of their latest study among those meeting the study filters."""
     study_conds = _study_conditions(q)
     where = list(conds)
     if q.patient_id:
@@ -297,25 +325,21 @@ def _candidates(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool
         where.append(Patient.birth_date == normalize_date(q.birth_date))
     if q.nas:
         where.append(Nas.name.in_(q.nas))
-    latest = func.max(Study.study_date)
-    stmt = (select(Patient.id, Nas.name, Patient.patient_id, Patient.name_key,
-                   Patient.birth_date, latest)
-            .join(Nas, Nas.id == Patient.nas_id)
-            .join(Study, and_(Study.patient_pk == Patient.id, *study_conds),
-                  isouter=not study_conds)
-            .where(*where)
-            .group_by(Patient.id, Nas.name, Patient.patient_id, Patient.name_key,
-                      Patient.birth_date))
-    return [Candidate(*row) for row in conn.execute(stmt)]
+    cols = (Patient.id, Nas.name, Patient.patient_id, Patient.name_key, Patient.birth_date)
+    score = literal(0) if score is None else score
+    if study_conds:  # driven by the studies that qualify
+        stmt = (select(*cols, func.max(Study.study_date), score)
+                .join(Nas, Nas.id == Patient.nas_id)
+                .join(Study, and_(Study.patient_pk == Patient.id, *study_conds))
+                .where(*where).group_by(*cols))
+    else:  # one seek in ix_study_patient_date per candidate
+        latest = (select(func.max(Study.study_date)).where(Study.patient_pk == Patient.id)
+                  .scalar_subquery())
+        stmt = select(*cols, latest, score).join(Nas, Nas.id == Patient.nas_id).where(*where)
+    return [Candidate(*row) for row in conn.execute(stmt).all()]
 
 
 # -- ranking and grouping --------------------------------------------------------------
-
-def _score(c: Candidate, q: SearchQuery, terms: list[NameTerm], ident: str | None) -> int:
-    parts = c.name_key.split()
-    return (sum(t.score(parts) for t in terms) + _id_score(c.patient_id, ident)
-            + _id_score(c.patient_id, q.patient_id))
-
 
 def _group(cands: list[Candidate]) -> list[list[Candidate]]:
     """People: records on different NAS devices with the same Patient ID, or the same
@@ -328,38 +352,38 @@ def _group(cands: list[Candidate]) -> list[list[Candidate]]:
             i = parent[i]
         return i
 
-    for key in (lambda c: c.patient_id,
-                lambda c: (c.name_key, c.birth_date) if c.name_key and c.birth_date else None):
-        first: dict[Any, list[int]] = {}
-        for i, c in enumerate(cands):
-            k = key(c)
-            if k is None:
+    by_id: dict[str, int] = {}
+    by_person: dict[tuple[str, str], int] = {}
+    for i, c in enumerate(cands):
+        for index, key in ((by_id, c.patient_id),
+                           (by_person, (c.name_key, c.birth_date) if c.name_key and c.birth_date
+                            else None)):
+            if key is None:
                 continue
-            for j in first.get(k, []):
-                if cands[j].nas != c.nas:
-                    parent[find(i)] = find(j)
-            first.setdefault(k, []).append(i)
+            j = index.setdefault(key, i)
+            if j != i and cands[j].nas != c.nas:
+                parent[find(i)] = find(j)
     groups: dict[int, list[Candidate]] = {}
     for i, c in enumerate(cands):
         groups.setdefault(find(i), []).append(c)
-    return [sorted(g, key=lambda c: (c.nas, c.patient_id)) for g in groups.values()]
+    return [g if len(g) == 1 else sorted(g, key=lambda c: (c.nas, c.patient_id))
+            for g in groups.values()]
 
 
 def _rank(groups: list[list[Candidate]], similar: bool) -> list[list[Candidate]]:
     """Relevance first (fewest edits for similar ones), then the latest study, then the
     first record's NAS and ID so that the order is total and the same on every database."""
-    def head(g: list[Candidate]) -> tuple[str, str]:
-        return g[0].nas, g[0].patient_id
-
     def latest(g: list[Candidate]) -> str:
+        if len(g) == 1:
+            return g[0].latest or ""
         return max((c.latest for c in g if c.latest), default="")
 
-    out = sorted(groups, key=head)
-    out.sort(key=latest, reverse=True)
+    out = sorted(groups, key=lambda g: (g[0].nas, g[0].patient_id))
     if similar:
+        out.sort(key=latest, reverse=True)
         out.sort(key=lambda g: min(c.distance for c in g))
     else:
-        out.sort(key=lambda g: max(c.score for c in g), reverse=True)
+        out.sort(key=lambda g: (max(c.score for c in g), latest(g)), reverse=True)
     return out
 
 
@@ -387,12 +411,11 @@ def search(engine: Engine, q: SearchQuery) -> SearchResult:
     with engine.connect() as conn:
         conds = ([_id_condition(conn, ident, with_accession=True)] if ident
                  else _name_conditions(conn, terms))
-        exact = _candidates(conn, q, conds)
-        for c in exact:
-            c.score = _score(c, q, terms, ident)
+        exact = _candidates(conn, q, conds, _score_expr(conn, q, terms, ident))
         people = _rank(_group(exact), similar=False)
         similar: list[list[Candidate]] = []
-        if q.fuzzy and terms and len(people) < FUZZY_BELOW:
+        if q.fuzzy and terms and len(people) < FUZZY_BELOW and (
+                not people or _unknown_words(conn, terms)):
             similar = _rank(_group(_similar(conn, q, terms, {c.pk for c in exact})),
                             similar=True)
         page = (people + similar)[q.offset:q.offset + q.limit]
@@ -408,6 +431,16 @@ def search(engine: Engine, q: SearchQuery) -> SearchResult:
     notes = _notes(q, terms, len(people), len(similar))
     return SearchResult([r for p in persons for r in p.records], len(people) + len(similar),
                         persons, len(similar), notes)
+
+
+def _unknown_words(conn: Connection, terms: list[NameTerm]) -> bool:
+    """Is a typed word (one that may have a typo) found in no stored name at all?"""
+    for t in terms:
+        if t.kind != "wildcard" and typo_budget(t.word):
+            stmt = select(Patient.id).where(*_name_conditions(conn, [t])).limit(1)
+            if conn.execute(stmt).first() is None:
+                return True
+    return False
 
 
 def _similar(conn: Connection, q: SearchQuery, terms: list[NameTerm], exclude: set[int]
@@ -486,22 +519,20 @@ def _load_patients(conn: Connection, pks: list[int], study_conds: list
 
 def _studies(conn: Connection, patient_pks: list[int], study_conds: list
              ) -> Iterable[tuple[int, StudyHit]]:
-    counts = (select(Series.study_pk, func.count(func.distinct(Series.id)).label("series"),
-                     func.count(Instance.id).label("instances"))
-              .join(Instance, and_(Instance.series_pk == Series.id,
-                                   Instance.missing_since.is_(None)), isouter=True)
-              .join(Study, Study.id == Series.study_pk)
-              .where(Study.patient_pk.in_(patient_pks))
-              .group_by(Series.study_pk).subquery())
+    # Correlated counts: a few index seeks per study, whatever the size of the index.
+    n_series = (select(func.count()).select_from(Series).where(Series.study_pk == Study.id)
+                .scalar_subquery())
+    n_files = (select(func.count()).select_from(Instance)
+               .join(Series, Series.id == Instance.series_pk)
+               .where(Series.study_pk == Study.id, Instance.missing_since.is_(None))
+               .scalar_subquery())
     stmt = (select(Study.patient_pk, Study.study_uid, Study.study_date, Study.description,
-                   Study.modalities, Study.accession_number,
-                   func.coalesce(counts.c.series, 0), func.coalesce(counts.c.instances, 0))
-            .join(counts, counts.c.study_pk == Study.id, isouter=True)
+                   Study.modalities, Study.accession_number, n_series, n_files)
             .where(Study.patient_pk.in_(patient_pks), *study_conds)
             .order_by(Study.study_date.desc().nulls_last(), Study.study_uid))
-    for ppk, uid, day, desc, mods, acc, n_series, n_inst in conn.execute(stmt):
+    for ppk, uid, day, desc, mods, acc, series, files in conn.execute(stmt).all():
         yield ppk, StudyHit(uid, day, desc, [m for m in mods.split("\\") if m], acc,
-                            n_series, n_inst)
+                            series, files)
 
 
 # -- one patient: the patient page -----------------------------------------------------

@@ -41,7 +41,11 @@ class Patient(SQLModel, table=True):
 
 class Study(SQLModel, table=True):
     __tablename__ = "study"
-    __table_args__ = (UniqueConstraint("nas_id", "study_uid"),)
+    __table_args__ = (
+        UniqueConstraint("nas_id", "study_uid"),
+        # A patient's latest study in one index seek (search ranks by it); migration 0002.
+        Index("ix_study_patient_date", "patient_pk", "study_date"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     nas_id: int = Field(foreign_key="nas.id", index=True)
     patient_pk: int = Field(foreign_key="patient.id", index=True)

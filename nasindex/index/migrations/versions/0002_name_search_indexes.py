@@ -8,7 +8,8 @@ Name fragments (``%doe%``) cannot use a B-tree. SQLite gets an external-content 
 table over ``patient.name_key`` with the trigram tokenizer, kept in sync by triggers
 (so the sync engine's plain upserts keep it current); PostgreSQL gets a GIN pg_trgm
 index, which serves LIKE and regular expressions directly. Patient ID prefixes get a
-pattern index on PostgreSQL (SQLite uses a range on the existing index).
+pattern index on PostgreSQL (SQLite uses a range on the existing index). A patient's
+latest study (search ranks by it) is one seek in ``ix_study_patient_date``.
 
 Existing rows get their ``name_key`` recomputed: the key now also holds the joined
 parts of names in unspaced scripts (``山田太郎``), see nasindex.names.
@@ -73,9 +74,11 @@ def upgrade() -> None:
     _refresh_name_keys(conn)
     for statement in SQLITE_UP if conn.dialect.name == "sqlite" else POSTGRES_UP:
         op.execute(statement)
+    op.create_index("ix_study_patient_date", "study", ["patient_pk", "study_date"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_study_patient_date", table_name="study")
     conn = op.get_bind()
     for statement in SQLITE_DOWN if conn.dialect.name == "sqlite" else POSTGRES_DOWN:
         op.execute(statement)
