@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pydicom
 import xxhash
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
@@ -33,6 +34,9 @@ from nasindex.errors import NasUnavailable
 # Names that are never images: counted as skipped without being opened.
 NOT_IMAGES = {"dicomdir", "thumbs.db", ".ds_store", "desktop.ini"}
 PIXEL_DATA = (0x7FE0, 0x0010)
+SOP_UID, STUDY_UID, SERIES_UID = 0x00080018, 0x0020000D, 0x0020000E
+TRANSFER_SYNTAX, DIRECTORY_RECORDS = 0x00020010, 0x00041220
+WHITE_OR_NUL = " \t\r\n\f\v\x00"
 LOSSLESS_SYNTAXES = {
     "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5",
     "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
@@ -137,34 +141,65 @@ def parse_dicom(key: str, rel_path: str, data: bytes, mtime_ns: int) -> Instance
         ds = pydicom.dcmread(buf, stop_before_pixels=True, force=not has_preamble)
     except InvalidDicomError as exc:
         raise NotDicom(f"not DICOM ({exc})") from None
-    if "DirectoryRecordSequence" in ds:
+    if DIRECTORY_RECORDS in ds:
         raise NotDicom("DICOMDIR (a directory of other files)")
     _check_pixel_data_complete(data, buf.tell(), ds)
-    sop = ds.get("SOPInstanceUID")
+    sop, study, series = (_ascii(ds, tag) for tag in (SOP_UID, STUDY_UID, SERIES_UID))
     if not sop:
         raise ValueError("no SOP Instance UID")
-    for attr in ("StudyInstanceUID", "SeriesInstanceUID"):
-        if not ds.get(attr):
+    for value, attr in ((study, "StudyInstanceUID"), (series, "SeriesInstanceUID")):
+        if not value:
             raise ValueError(f"no {attr}")
-    tsyntax = str(ds.file_meta.get("TransferSyntaxUID", "")) or _syntax_from_encoding(ds)
+    tsyntax = _ascii(ds.file_meta, TRANSFER_SYNTAX) or _syntax_from_encoding(ds)
     return InstanceRecord(
         key=key, rel_path=rel_path, size=len(data), mtime_ns=mtime_ns,
-        sop_instance_uid=str(sop), study_uid=str(ds.StudyInstanceUID),
-        series_uid=str(ds.SeriesInstanceUID),
-        patient_id=str(ds.get("PatientID", "") or ""),
-        patient_name=str(ds.get("PatientName", "") or ""),
-        birth_date=_text(ds.get("PatientBirthDate")), sex=_text(ds.get("PatientSex")),
-        study_date=_text(ds.get("StudyDate")), study_time=_text(ds.get("StudyTime")),
-        study_description=_text(ds.get("StudyDescription")),
-        accession_number=_text(ds.get("AccessionNumber")),
-        series_number=_int(ds.get("SeriesNumber")),
-        series_description=_text(ds.get("SeriesDescription")),
-        modality=_text(ds.get("Modality")), instance_number=_int(ds.get("InstanceNumber")),
+        sop_instance_uid=sop, study_uid=study, series_uid=series,
+        patient_id=str(_decoded(ds, 0x00100020) or ""),
+        patient_name=str(_decoded(ds, 0x00100010) or ""),
+        birth_date=_ascii(ds, 0x00100030), sex=_ascii(ds, 0x00100040),
+        study_date=_ascii(ds, 0x00080020), study_time=_ascii(ds, 0x00080030),
+        study_description=_text(_decoded(ds, 0x00081030)),
+        accession_number=_text(_decoded(ds, 0x00080050)),
+        series_number=_int(_ascii(ds, 0x00200011)),
+        series_description=_text(_decoded(ds, 0x0008103E)),
+        modality=_ascii(ds, 0x00080060), instance_number=_int(_ascii(ds, 0x00200013)),
         file_format="dicom", transfer_syntax=tsyntax,
-        rows=_int(ds.get("Rows")), columns=_int(ds.get("Columns")),
+        rows=_us(ds, 0x00280010), columns=_us(ds, 0x00280011),
         lossless=(tsyntax in LOSSLESS_SYNTAXES) if tsyntax else None,
         content_hash=xxhash.xxh3_128_hexdigest(data),
     )
+
+
+# Values in DICOM's default repertoire (UIDs, dates, times, codes, numbers) are decoded
+# from the raw bytes here: pydicom's conversion costs ~10 us an element, which made the
+# record cost as much as the header read itself. Names and descriptions, whose bytes
+# depend on Specific Character Set, still go through pydicom (_decoded).
+def _ascii(ds: pydicom.Dataset, tag: int) -> str | None:
+    elem = ds.get_item(tag)
+    if elem is None:
+        return None
+    value = elem.value
+    if isinstance(elem, RawDataElement):
+        text = value.decode("latin-1") if value else ""
+    else:  # pydicom converted it already (it needed it while reading)
+        text = "" if value is None else str(value)
+    return text.strip(WHITE_OR_NUL) or None
+
+
+def _us(ds: pydicom.Dataset, tag: int) -> int | None:
+    """An unsigned short (Rows, Columns), unpacked from its two raw bytes."""
+    elem = ds.get_item(tag)
+    if elem is None:
+        return None
+    if isinstance(elem, RawDataElement) and elem.VR in (None, "US") and elem.value \
+            and len(elem.value) == 2:
+        return int.from_bytes(elem.value, "little" if elem.is_little_endian else "big")
+    return _int(ds[tag].value)  # anything unusual: pydicom's own conversion
+
+
+def _decoded(ds: pydicom.Dataset, tag: int):
+    """A text value decoded by pydicom with the file's character set."""
+    return ds[tag].value if tag in ds else None
 
 
 def _looks_like_raw_dataset(data: bytes) -> bool:
