@@ -58,21 +58,26 @@ def set_cursor(engine: Engine, nas_pk: int, cursor: str | None) -> None:
         conn.execute(update(Nas).where(Nas.id == nas_pk).values(scan_cursor=cursor))
 
 
-@dataclass(frozen=True, slots=True)
-class Known:
-    """What the index holds of one item: its fingerprint and whether it is tombstoned."""
-
-    size: int
-    mtime_ns: int
-    version: str
-    missing: bool
+# What the index holds of one item: (key, size, mtime_ns, version, missing), where
+# missing is 1 if it is tombstoned. Plain driver rows, not objects: building an object
+# per indexed file cost more than the rest of a no-change sync's diff.
+Known = tuple[str, int, int, str, int]
 
 
 def known_items(engine: Engine, nas_pk: int) -> dict[str, Known]:
     q = select(Instance.item_key, Instance.size, Instance.mtime_ns, Instance.version,
                Instance.missing_since.is_not(None)).where(Instance.nas_id == nas_pk)
     with engine.connect() as conn:
-        return {k: Known(s, m, v, bool(gone)) for k, s, m, v, gone in conn.execute(q)}
+        # The DBAPI cursor directly: SQLAlchemy's Row per result was 60% of this
+        # function (0.25 s -> 0.10 s for 100,000 files). nas_pk is our own integer key,
+        # so binding it literally is safe and works with every driver's paramstyle.
+        sql = str(q.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(sql)
+            return {row[0]: row for row in cursor}
+        finally:
+            cursor.close()
 
 
 @dataclass(frozen=True, slots=True)
