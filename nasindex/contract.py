@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from nasindex.demo import DemoPatient
+if TYPE_CHECKING:  # annotations only: numpy and pydicom cost every CLI run ~0.25 s
+    import numpy as np
+
+    from nasindex.demo import DemoPatient
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from pydantic import ValidationError
 
@@ -31,16 +31,28 @@ def registry() -> Registry:
     failures: dict[str, str] = {}
     for ep in entry_points(group=GROUP):
         try:
-            cls = ep.load()
-            if not (isinstance(cls, type) and issubclass(cls, NasType)):
-                raise TypeError(f"{ep.value} is not a nasindex.contract.NasType subclass")
-            types[ep.name] = cls
+            types[ep.name] = _load(ep)
         except Exception as exc:  # a broken plugin must not take the others down
             failures[ep.name] = f"{type(exc).__name__}: {exc}"
     return Registry(types, failures)
 
 
+def _load(ep: EntryPoint) -> type[NasType]:
+    cls = ep.load()
+    if not (isinstance(cls, type) and issubclass(cls, NasType)):
+        raise TypeError(f"{ep.value} is not a nasindex.contract.NasType subclass")
+    return cls
+
+
 def nas_type(name: str) -> type[NasType]:
+    # A run needs one NAS type: load only its entry point, not every plugin (another
+    # plugin's imports, e.g. a database driver, cost each CLI run ~0.25 s). The whole
+    # registry is built only to explain a type that does not load.
+    for ep in entry_points(group=GROUP, name=name):
+        try:
+            return _load(ep)
+        except Exception:
+            break
     reg = registry()
     if name in reg.types:
         return reg.types[name]

@@ -1,24 +1,17 @@
 """NAS type ``dicom-folder``: a folder tree of plain DICOM files.
 
 Indexing reads headers only (never pixel data) and hashes the file bytes it has read
-anyway; ``open_image`` decodes pixels for previews.
+anyway; ``open_image`` decodes pixels for previews. The header parser lives in
+:mod:`nasindex_dicom_folder.reader` and is imported where files are read: every CLI
+run loads this module, and a no-change sync never needs pydicom (~0.25 s to import).
 """
 
 from __future__ import annotations
 
-import io
 import os
-import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pydicom
-import xxhash
-from pydicom.dataelem import RawDataElement
-from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut
+from typing import TYPE_CHECKING, Any
 
 from nasindex.contract import (
     Fingerprint,
@@ -28,20 +21,15 @@ from nasindex.contract import (
     NasType,
     ScanResult,
 )
-from nasindex.demo import DemoPatient
 from nasindex.errors import NasUnavailable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from nasindex.demo import DemoPatient
 
 # Names that are never images: counted as skipped without being opened.
 NOT_IMAGES = {"dicomdir", "thumbs.db", ".ds_store", "desktop.ini"}
-PIXEL_DATA = (0x7FE0, 0x0010)
-SOP_UID, STUDY_UID, SERIES_UID = 0x00080018, 0x0020000D, 0x0020000E
-TRANSFER_SYNTAX, DIRECTORY_RECORDS = 0x00020010, 0x00041220
-WHITE_OR_NUL = " \t\r\n\f\v\x00"
-LOSSLESS_SYNTAXES = {
-    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5",
-    "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
-    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.1.99",
-}
 
 
 class DicomFolderOptions(NasOptions):
@@ -98,6 +86,8 @@ class DicomFolder(NasType):
         return [self._read_one(fp) for fp in batch]
 
     def _read_one(self, fp: Fingerprint) -> InstanceRecord | ItemFailure:
+        from nasindex_dicom_folder.reader import NotDicom, parse_dicom
+
         try:
             with open(self.root / fp.rel_path, "rb") as f:
                 st = os.fstat(f.fileno())
@@ -120,136 +110,12 @@ class DicomFolder(NasType):
         return {}
 
     def open_image(self, rel_path: str) -> np.ndarray:
+        import numpy as np
+        import pydicom
+        from pydicom.pixels import apply_modality_lut
+
         ds = pydicom.dcmread(self.inside_root(rel_path), force=True)
         pixels = ds.pixel_array
         if pixels.ndim == 3 and ds.get("SamplesPerPixel", 1) == 1:
             pixels = pixels[0]  # first frame of a multi-frame image
         return np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
-
-
-class NotDicom(ValueError):
-    """The bytes are not DICOM at all (a text file, a thumbnail database...)."""
-
-
-def parse_dicom(key: str, rel_path: str, data: bytes, mtime_ns: int) -> InstanceRecord:
-    """Read a DICOM header from ``data`` (stopping before the pixels) into a record."""
-    has_preamble = data[128:132] == b"DICM"
-    if not has_preamble and not _looks_like_raw_dataset(data):
-        raise NotDicom("not DICOM (no preamble and no dataset at the start)")
-    buf = io.BytesIO(data)
-    try:
-        ds = pydicom.dcmread(buf, stop_before_pixels=True, force=not has_preamble)
-    except InvalidDicomError as exc:
-        raise NotDicom(f"not DICOM ({exc})") from None
-    if DIRECTORY_RECORDS in ds:
-        raise NotDicom("DICOMDIR (a directory of other files)")
-    _check_pixel_data_complete(data, buf.tell(), ds)
-    sop, study, series = (_ascii(ds, tag) for tag in (SOP_UID, STUDY_UID, SERIES_UID))
-    if not sop:
-        raise ValueError("no SOP Instance UID")
-    for value, attr in ((study, "StudyInstanceUID"), (series, "SeriesInstanceUID")):
-        if not value:
-            raise ValueError(f"no {attr}")
-    tsyntax = _ascii(ds.file_meta, TRANSFER_SYNTAX) or _syntax_from_encoding(ds)
-    return InstanceRecord(
-        key=key, rel_path=rel_path, size=len(data), mtime_ns=mtime_ns,
-        sop_instance_uid=sop, study_uid=study, series_uid=series,
-        patient_id=str(_decoded(ds, 0x00100020) or ""),
-        patient_name=str(_decoded(ds, 0x00100010) or ""),
-        birth_date=_ascii(ds, 0x00100030), sex=_ascii(ds, 0x00100040),
-        study_date=_ascii(ds, 0x00080020), study_time=_ascii(ds, 0x00080030),
-        study_description=_text(_decoded(ds, 0x00081030)),
-        accession_number=_text(_decoded(ds, 0x00080050)),
-        series_number=_int(_ascii(ds, 0x00200011)),
-        series_description=_text(_decoded(ds, 0x0008103E)),
-        modality=_ascii(ds, 0x00080060), instance_number=_int(_ascii(ds, 0x00200013)),
-        file_format="dicom", transfer_syntax=tsyntax,
-        rows=_us(ds, 0x00280010), columns=_us(ds, 0x00280011),
-        lossless=(tsyntax in LOSSLESS_SYNTAXES) if tsyntax else None,
-        content_hash=xxhash.xxh3_128_hexdigest(data),
-    )
-
-
-# Values in DICOM's default repertoire (UIDs, dates, times, codes, numbers) are decoded
-# from the raw bytes here: pydicom's conversion costs ~10 us an element, which made the
-# record cost as much as the header read itself. Names and descriptions, whose bytes
-# depend on Specific Character Set, still go through pydicom (_decoded).
-def _ascii(ds: pydicom.Dataset, tag: int) -> str | None:
-    elem = ds.get_item(tag)
-    if elem is None:
-        return None
-    value = elem.value
-    if isinstance(elem, RawDataElement):
-        text = value.decode("latin-1") if value else ""
-    else:  # pydicom converted it already (it needed it while reading)
-        text = "" if value is None else str(value)
-    return text.strip(WHITE_OR_NUL) or None
-
-
-def _us(ds: pydicom.Dataset, tag: int) -> int | None:
-    """An unsigned short (Rows, Columns), unpacked from its two raw bytes."""
-    elem = ds.get_item(tag)
-    if elem is None:
-        return None
-    if isinstance(elem, RawDataElement) and elem.VR in (None, "US") and elem.value \
-            and len(elem.value) == 2:
-        return int.from_bytes(elem.value, "little" if elem.is_little_endian else "big")
-    return _int(ds[tag].value)  # anything unusual: pydicom's own conversion
-
-
-def _decoded(ds: pydicom.Dataset, tag: int):
-    """A text value decoded by pydicom with the file's character set."""
-    return ds[tag].value if tag in ds else None
-
-
-def _looks_like_raw_dataset(data: bytes) -> bool:
-    """A DICOM stream without preamble starts with a group 0002 or 0008 tag."""
-    if len(data) < 8:
-        return False
-    group_le, = struct.unpack_from("<H", data, 0)
-    group_be, = struct.unpack_from(">H", data, 0)
-    return group_le in (0x0002, 0x0008) or group_be == 0x0008
-
-
-def _check_pixel_data_complete(data: bytes, pos: int, ds: pydicom.Dataset) -> None:
-    """Refuse a file cut off inside its pixel data (the header alone would look fine)."""
-    if pos >= len(data):
-        return
-    little = ds.original_encoding[1] if ds.original_encoding[1] is not None else True
-    implicit = ds.original_encoding[0]
-    fmt = "<" if little else ">"
-    if len(data) - pos < 8:
-        raise ValueError("truncated file (ends inside an element header)")
-    group, elem = struct.unpack_from(fmt + "HH", data, pos)
-    if (group, elem) != PIXEL_DATA:
-        return
-    if implicit:
-        length, header = struct.unpack_from(fmt + "I", data, pos + 4)[0], 8
-    else:
-        length, header = struct.unpack_from(fmt + "I", data, pos + 8)[0], 12
-    if length != 0xFFFFFFFF and pos + header + length > len(data):
-        raise ValueError(f"truncated file: pixel data needs {length} bytes, "
-                         f"{len(data) - pos - header} present")
-
-
-def _syntax_from_encoding(ds: pydicom.Dataset) -> str | None:
-    """Files without meta information still tell their encoding by how they parsed."""
-    implicit, little = ds.original_encoding
-    if implicit is None:
-        return None
-    if implicit:
-        return "1.2.840.10008.1.2"
-    return "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2"
-
-
-def _text(value) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value).strip() or None
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
