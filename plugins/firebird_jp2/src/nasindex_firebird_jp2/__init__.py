@@ -106,6 +106,10 @@ class FirebirdJp2(NasType):
         self.mapping: Mapping = load_mapping(options.mapping)
         self.query: Query = build_query(self.mapping)
         self._con = None  # opened by check/scan in the main process only
+        self._template = self._path_template()
+        self._root = str(root)
+        self._strip_prefix = (self.mapping.image.path_strip_prefix or "").replace(
+            "\\", "/").lower()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -226,7 +230,7 @@ class FirebirdJp2(NasType):
 
     def _stat(self, key: str, rel_path: str, version: str, row: tuple) -> RowFingerprint:
         try:
-            st = os.stat(self.root / rel_path)
+            st = os.stat(f"{self._root}/{rel_path}")
         except FileNotFoundError:
             return RowFingerprint(key, rel_path, -1, 0, version, row, "file missing")
         except OSError as exc:
@@ -234,25 +238,35 @@ class FirebirdJp2(NasType):
                                   f"unreadable: {exc.strerror or exc}")
         return RowFingerprint(key, rel_path, st.st_size, st.st_mtime_ns, version, row)
 
+    def _path_template(self) -> tuple[str, list[tuple[int, str]]]:
+        """The path template as a format string, and the row positions that fill it."""
+        slots: list[tuple[int, str]] = []
+
+        def slot(m) -> str:
+            name = f"{m[1] or 'image'}.{m[2]}"
+            slots.append((self.query.positions[f"path:{name}"], name))
+            return "{}"
+
+        return PLACEHOLDER.sub(slot, self.mapping.image.path), slots
+
     def _rel_path(self, row: tuple) -> tuple[str, str | None]:
         """The file's path under the root, from the template; or a problem."""
-        pos = self.query.positions
-        values, nulls = {}, []
-        for lvl, col in self.mapping.path_refs():
-            value = key_text(row[pos[f"path:{lvl}.{col}"]])
-            if value is None:
-                nulls.append(f"{lvl}.{col}")
-            values[f"{lvl}.{col}"] = value or ""
-        path = PLACEHOLDER.sub(lambda m: values[f"{m[1] or 'image'}.{m[2]}"],
-                               self.mapping.image.path)
+        fmt, slots = self._template
+        values = [row[i] for i, _ in slots]
+        if None in values:
+            nulls = [name for (i, name) in slots if row[i] is None]
+            values = ["" if v is None else v for v in values]
+        else:
+            nulls = []
+        path = fmt.format(*(v.strip() if isinstance(v, str) else key_text(v) for v in values))
         path = path.replace("\\", "/")
-        prefix = (self.mapping.image.path_strip_prefix or "").replace("\\", "/")
-        if prefix and path.lower().startswith(prefix.lower()):
+        prefix = self._strip_prefix
+        if prefix and path.lower().startswith(prefix):
             path = path[len(prefix):]
         rel = posixpath.normpath(path.lstrip("/")) if path.strip("/") else ""
         if nulls:
             return rel, "NULL in required path column(s) " + ", ".join(nulls)
-        if rel.startswith("..") or posixpath.isabs(rel) or ":" in rel.split("/")[0]:
+        if rel == ".." or rel.startswith("../") or ":" in rel.split("/", 1)[0]:
             return rel, "path escapes the NAS root (absolute or '..'; set path_strip_prefix)"
         return rel, None
 

@@ -120,7 +120,7 @@ def write_patients(con: fdb.Connection, root: Path, patients: Sequence[DemoPatie
                                     generate_uid() if store_sop else None, i + 1, name,
                                     len(data), size, size, stamp))
                     keys.image += 1
-                    stamp += timedelta(milliseconds=10)
+                    stamp += timedelta(seconds=30)  # images arrive over days
                 keys.series += 1
             keys.study += 1
         keys.patient += 1

@@ -8,6 +8,7 @@ carries OpenJPEG); both are bit-exact for lossless files.
 
 from __future__ import annotations
 
+import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy as np
 JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 SOC_SIZ = b"\xff\x4f\xff\x51"  # a raw codestream starts with SOC then SIZ
 DICM_AT = 128
+HEAD_BYTES = 4096
 PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff"  # encapsulated
 ITEM_TAG = b"\xfe\xff\x00\xe0"
 J2K_SYNTAXES = {  # DICOM transfer syntax -> whether it can only be lossless
@@ -51,9 +53,9 @@ class Header:
 def read_header(path: Path) -> Header:
     """The header of one file, reading only its first bytes and boxes."""
     with open(path, "rb") as f:
-        head = f.read(132)
+        head = f.read(HEAD_BYTES)
         if head.startswith(JP2_SIGNATURE):
-            return _jp2_header(path)
+            return _jp2_header(f, head)
         if head.startswith(SOC_SIZ):
             f.seek(0)
             return _codestream_header(f, "j2k")
@@ -62,14 +64,31 @@ def read_header(path: Path) -> Header:
     raise NotJpeg2000("not JPEG 2000 (no JP2 signature, codestream or DICOM preamble)")
 
 
-def _jp2_header(path: Path) -> Header:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # glymur warns, not raises, on many broken files
-        try:
-            cs = glymur.Jp2k(str(path)).codestream
-        except Exception as exc:
-            raise NotJpeg2000(f"broken JP2 file ({_short(exc)})") from None
-    return _from_codestream(cs, "jp2")
+def _jp2_header(f: BinaryIO, head: bytes) -> Header:
+    """Walk the top-level JP2 boxes to the contiguous codestream box (jp2c) and let
+    glymur parse that codestream's main header; no other box is needed."""
+    size = os.fstat(f.fileno()).st_size
+    pos = len(JP2_SIGNATURE)
+    while pos + 8 <= size:
+        box = head[pos:pos + 16] if pos + 16 <= len(head) else _read_at(f, pos, 16)
+        length, kind = struct.unpack_from(">I4s", box)
+        header = 8
+        if length == 1 and len(box) >= 16:
+            length, header = struct.unpack_from(">Q", box, 8)[0], 16
+        elif length == 0:
+            length = size - pos  # the last box runs to the end of the file
+        if kind == b"jp2c":
+            f.seek(pos + header)
+            return _codestream_header(f, "jp2", length - header)
+        if length < header:
+            break
+        pos += length
+    raise NotJpeg2000("broken JP2 file (no codestream box)")
+
+
+def _read_at(f: BinaryIO, pos: int, count: int) -> bytes:
+    f.seek(pos)
+    return f.read(count).ljust(8, b"\0")
 
 
 def _codestream_header(f: BinaryIO, fmt: str, length: int | None = None) -> Header:
