@@ -146,15 +146,31 @@ def apply(settings: Settings, path: Path, env: dict[str, str] | None = None,
     """Write prefect.yaml, make sure the process work pool exists, and `prefect deploy`
     every deployment in it, against the API that ``env`` (or this process) points at."""
     write(settings, path)
-    pool = settings.prefect.work_pool
     run_env = {**os.environ, **(env or {})}
-    inspect = subprocess.run([*prefect_cli(), "work-pool", "inspect", pool], env=run_env,
-                             capture_output=True, text=True, timeout=timeout)
-    if inspect.returncode != 0:
-        _run([*prefect_cli(), "work-pool", "create", pool, "--type", "process"], run_env,
-             path.parent, timeout)
+    ensure_work_pool(settings.prefect.work_pool, run_env.get("PREFECT_API_URL"))
     _run([*prefect_cli(), "deploy", "--no-prompt", "--all", "--prefect-file", str(path)],
          run_env, path.parent, timeout)
+
+
+def ensure_work_pool(name: str, api_url: str | None) -> bool:
+    """Create the process work pool unless it exists (an admin's changes to an existing
+    pool are kept). True if created. Through the API: the CLI costs seconds a call."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.workers.process import ProcessWorker
+
+    with temporary_settings({PREFECT_API_URL: api_url} if api_url else {}), \
+            get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+            return False
+        except ObjectNotFound:
+            template = ProcessWorker.get_default_base_job_template()
+            client.create_work_pool(WorkPoolCreate(name=name, type="process",
+                                                   base_job_template=template))
+            return True
 
 
 def _run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> None:

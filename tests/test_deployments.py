@@ -1,0 +1,300 @@
+"""prefect.yaml from nasindex.toml, and the deployments on a real local Prefect server
+(`prefect server start`), applied with `prefect deploy`, run by a real process worker:
+the index changes, artifacts exist, one run per NAS at a time, a failing NAS fails alone
+and an admin's retry succeeds, and the dashboard's buttons start deployment runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+import yaml
+
+from nasindex import deployments, service
+from nasindex.config import Settings, load_settings
+from nasindex.demo import demo_patients
+from nasindex.health import nas_status
+from nasindex.index.db import get_engine, migrate
+from nasindex.sync import run_sync
+from nasindex_dicom_folder.demo import write_tree
+from support import age, write_config
+
+REPO = Path(__file__).resolve().parent.parent
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+
+
+def tree(root: Path, patients: int = 1) -> Path:
+    write_tree(root, demo_patients(patients, slices=2), size=16)
+    age(root)
+    return root
+
+
+def three_nas(base: Path) -> Settings:
+    """ct and ct2 are fine; 'gone' has no root yet (an unmounted share)."""
+    s = write_config(base / "nasindex.toml", {
+        "ct": {"type": "dicom-folder", "root": str(tree(base / "ct"))},
+        "ct2": {"type": "dicom-folder", "root": str(tree(base / "ct2"))},
+        "gone": {"type": "dicom-folder", "root": str(base / "gone"), "sync_minutes": 5},
+    })
+    migrate(s.index.url)
+    return s
+
+
+# -- prefect.yaml, no server ----------------------------------------------------------------
+def test_prefect_yaml_has_three_deployments_per_nas_and_no_paths(tmp_path):
+    s = three_nas(tmp_path)
+    doc = yaml.safe_load(deployments.render(s))
+    by_name = {(d["entrypoint"].rsplit(".", 1)[1], d["name"]): d for d in doc["deployments"]}
+    sync = by_name[("incremental_sync", "gone")]
+    assert sync["schedules"] == [{"interval": 300, "active": True}]
+    assert sync["parameters"] == {"nas": "gone"}
+    assert sync["tags"] == ["nasindex", "nas:gone", "type:dicom-folder"]
+    assert sync["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    assert sync["work_pool"]["name"] == "nasindex"
+    full = by_name[("full_index", "ct")]
+    assert full["schedules"] == [] and full["concurrency_limit"]["collision_strategy"] == "ENQUEUE"
+    assert ("retry_failed", "ct2") in by_name and ("daily_report", "daily") in by_name
+    assert len(doc["deployments"]) == 3 * 3 + 1
+    assert str(tmp_path) not in deployments.render(s)  # serves every host
+
+
+def test_deployments_check_fails_on_drift_and_passes_after_writing(tmp_path, capsys):
+    s = three_nas(tmp_path)
+    path = deployments.default_path(s)
+    assert deployments.command(s, None, check=True, apply_now=False) == 1  # none yet
+    assert deployments.command(s, None, check=False, apply_now=False) == 0
+    assert path.exists() and deployments.command(s, None, check=True, apply_now=False) == 0
+    s.path.write_text(s.path.read_text().replace("sync_minutes = 5", "sync_minutes = 10"))
+    capsys.readouterr()
+    cli = [str(Path(sys.executable).with_name("nasindex")), "--config", str(s.path),
+           "deployments", "--check"]
+    drift = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert drift.returncode == 1 and "interval: 600" in drift.stdout
+    assert "out of date" in drift.stderr
+
+
+def test_committed_prefect_yaml_matches_the_demo_config():
+    """The repository's prefect.yaml is the demo's (`make run` rewrites it for yours)."""
+    from nasindex.config import parse_settings
+
+    demo = parse_settings({"nas": {
+        "ct": {"type": "dicom-folder", "root": "demo-data/ct"},
+        "pacs2": {"type": "firebird-jp2", "root": "demo-data/pacs2"},
+        "pacs3": {"type": "firebird-jp2", "root": "demo-data/pacs3"}}}, REPO / "nasindex.toml")
+    assert (REPO / "prefect.yaml").read_text() == deployments.render(demo)
+
+
+# -- a real server, deployments, a worker ---------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    base: Path
+    api: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    base = tmp_path_factory.mktemp("stack")
+    s = three_nas(base)
+    for nas in ("ct", "ct2"):
+        run_sync(s, nas, "full")
+    children = service.Children(base / "logs")
+    port = free_port()
+    env = {**os.environ, **service.prefect_env(base / "prefect-home",
+                                               f"http://127.0.0.1:{port}/api"),
+           "PREFECT_WORKER_QUERY_SECONDS": "1",
+           # Scheduled syncs would start on their own mid-test; the schedules are checked
+           # on the deployments instead.
+           "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"}
+    try:
+        api = service.start_server(children, env, port)
+        deployments.apply(s, base / "prefect.yaml", env)
+        service.start_worker(children, {**env, "NASINDEX_CONFIG": str(s.path)}, "nasindex")
+        yield Stack(s, base, api, env)
+    finally:
+        children.stop_all()  # worker first, then the server
+    assert not [p for p in service.descendants(os.getpid())
+                if "prefect" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+
+
+@pytest.fixture
+def client(stack: Stack):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.api}), \
+            get_client(sync_client=True) as c:
+        yield c
+
+
+def start(client, deployment: str):
+    return client.create_flow_run_from_deployment(client.read_deployment_by_name(deployment).id)
+
+
+def wait_final(client, run_ids: list[UUID], timeout: float = 90) -> dict[UUID, object]:
+    deadline = time.monotonic() + timeout
+    states: dict[UUID, object] = {}
+    while time.monotonic() < deadline and len(states) < len(run_ids):
+        for run_id in run_ids:
+            state = client.read_flow_run(run_id).state
+            if state is not None and state.type.value in FINAL:
+                states[run_id] = state
+        time.sleep(0.5)
+    assert len(states) == len(run_ids), "flow runs did not finish in time (see worker log)"
+    return states
+
+
+def instances(s: Settings) -> dict[str, int]:
+    return {r["nas"]: r["instances"] for r in nas_status(get_engine(s.index.url))}
+
+
+def test_prefect_deployment_run_syncs_the_index_and_publishes_artifacts(stack, client):
+    listed = subprocess.run([*deployments.prefect_cli(), "deployment", "ls"], env=stack.env,
+                            capture_output=True, text=True, timeout=60)
+    for name in deployments.names(stack.settings):
+        assert name in listed.stdout
+    schedules = client.read_deployment_by_name("incremental-sync/ct").schedules
+    assert [sc.schedule.interval.total_seconds() for sc in schedules] == [900]
+
+    before = instances(stack.settings)["ct"]
+    patient = demo_patients(2, slices=2)[1]  # a new patient with new studies on the share
+    write_tree(stack.base / "ct", [patient], size=16)
+    age(stack.base / "ct" / patient.patient_id)
+    out = subprocess.run([*deployments.prefect_cli(), "deployment", "run",
+                          "incremental-sync/ct"], env=stack.env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    run_id = UUID(re.search(r"UUID: ([0-9a-f-]{36})", out.stdout).group(1))
+    state = wait_final(client, [run_id])[run_id]
+    assert state.type.value == "COMPLETED", state.message
+    assert instances(stack.settings)["ct"] > before
+
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+        flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+    assert {(a.type, a.key) for a in arts} == {("markdown", "ct-incremental-report"),
+                                               ("table", "ct-incremental-new-studies")}
+    table = next(a for a in arts if a.type == "table").data
+    assert '"modality": "CT"' in table and f'"new_studies": {len(patient.studies)}' in table
+
+
+def test_one_run_per_nas_side_by_side_and_a_failing_nas_fails_alone_then_retry(stack,
+                                                                               client):
+    from prefect.states import Scheduled
+
+    first, second = start(client, "incremental-sync/ct"), start(client, "incremental-sync/ct")
+    other, bad = start(client, "incremental-sync/ct2"), start(client, "incremental-sync/gone")
+    states = wait_final(client, [first.id, second.id, other.id, bad.id])
+    # Two runs of one NAS at once: one runs, the other is cancelled, visibly.
+    ct = sorted((states[r.id].type.value, states[r.id].message or "") for r in (first, second))
+    assert ct[0][0] == "CANCELLED" and "concurrency limit" in ct[0][1].lower()
+    assert ct[1][0] == "COMPLETED"
+    # Another NAS runs alongside; a NAS whose root is missing fails alone, saying why.
+    assert states[other.id].type.value == "COMPLETED"
+    failed = states[bad.id]
+    assert failed.type.value == "FAILED"
+    assert "'gone'" in failed.message and "does not exist" in failed.message
+
+    tree(stack.base / "gone")  # the share is mounted again
+    # What the Prefect UI's "Retry" button sends for a failed deployment run.
+    client.set_flow_run_state(bad.id, Scheduled(name="AwaitingRetry",
+                                                message="Retry from the UI"), force=True)
+    time.sleep(1)
+    retried = wait_final(client, [bad.id])[bad.id]
+    assert retried.type.value == "COMPLETED", retried.message
+    assert instances(stack.settings)["gone"] > 0
+
+
+def test_dashboard_buttons_start_a_deployment_run_after_confirmation(stack, client,
+                                                                     monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("PREFECT_API_URL", stack.api)
+    script = (f"import sys\nsys.path.insert(0, {str(REPO / 'dashboard')!r})\n"
+              "from actions import render_actions\nrender_actions('ct2')\n")
+    app = AppTest.from_string(script, default_timeout=30).run()
+    deployment = client.read_deployment_by_name("retry-failed/ct2")
+
+    def runs() -> list:
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+        return client.read_flow_runs(deployment_filter=DeploymentFilter(
+            id=DeploymentFilterId(any_=[deployment.id])))
+
+    next(b for b in app.button if b.label == "Retry failed").click().run()
+    assert "failed files of NAS ct2" in app.warning[0].value
+    assert runs() == []  # nothing starts before the confirmation
+    next(b for b in app.button if b.label == "Confirm").click().run()
+    assert not app.error, app.error[0].value if app.error else ""
+    assert "retry-failed/ct2" in app.success[0].value
+    started = runs()
+    assert len(started) == 1 and "dashboard" in started[0].tags  # the worker runs it
+
+
+def test_no_prefect_process_is_left_behind_by_the_children_helper(tmp_path):
+    children = service.Children(tmp_path)
+    child = children.start("sleeper", ["/bin/sh", "-c", "sleep 60 & sleep 60"], dict(os.environ))
+    time.sleep(0.3)
+    family = [child.proc.pid, *service.descendants(child.proc.pid)]
+    assert len(family) >= 2
+    children.stop_all()
+    assert not any(service._alive(p) for p in family)
+
+
+def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(stack, client,
+                                                                               tmp_path):
+    """`python -m nasindex.service` (what `make run` runs) against the module's server
+    ([prefect] ui_url: no second server on 2 cores), with its own NAS, pool and worker."""
+    tree(tmp_path / "svc1")
+    config = tmp_path / "nasindex.toml"
+    ui = stack.api.removesuffix("/api")
+    config.write_text(f'[index]\nurl = "sqlite:///{tmp_path / "index.db"}"\n'
+                      f'[prefect]\nui_url = "{ui}"\nwork_pool = "svc"\n'
+                      f'[nas.svc1]\ntype = "dicom-folder"\nroot = "{tmp_path / "svc1"}"\n'
+                      'settle_seconds = 0\nworkers = 1\n')
+    env = {**stack.env, "NASINDEX_CONFIG": str(config),
+           "NASINDEX_DASHBOARD_PORT": str(free_port())}
+    proc = subprocess.Popen([sys.executable, "-m", "nasindex.service"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")))
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any("ready in" in x for x in lines) and proc.poll() is None:
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.5)
+        output = "".join(lines)
+        assert "full index of svc1: Completed" in output, output
+        assert f"Prefect UI: {ui}" in output
+        family = service.descendants(proc.pid)
+        assert any(b"worker" in Path(f"/proc/{p}/cmdline").read_bytes() for p in family)
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        proc.wait(60)
+        reader.join(10)
+    output = "".join(lines)
+    assert proc.returncode == 0, output
+    assert output.index("stopping worker") < output.rindex("stopped")
+    assert not [p for p in family if service._alive(p)]
+    assert instances(load_settings(config))["svc1"] > 0
