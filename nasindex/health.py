@@ -1,15 +1,17 @@
-"""Indexing health per NAS: counts and the latest runs. Read-only; the CLI's `status`
-and the dashboard's health page both read it."""
+"""Indexing health per NAS: counts, the latest runs, staleness, reachability. Read-only;
+the CLI's `status` and the dashboard's health page both read it."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from nasindex.config import NasSettings, Settings
 from nasindex.index.models import IndexRun, Instance, ItemError, Nas, Patient, Study
 
 RUN_FIELDS = ("kind", "status", "seen", "new", "changed", "missing", "revived", "failed",
@@ -64,7 +66,16 @@ def _run_dict(run: IndexRun | None) -> dict[str, Any] | None:
                if run.ended_at and run.started_at else None)
     return {"id": run.id, **{f: getattr(run, f) for f in RUN_FIELDS},
             "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
-            "seconds": seconds}
+            "seconds": seconds, "files_read": _files_read(run),
+            "files_per_second": round(_files_read(run) / seconds, 1) if seconds else None}
+
+
+def _files_read(run: IndexRun) -> int:
+    """Files the run opened: every listed one for a full index, else the new, changed
+    and failed ones (an incremental run does not open unchanged files)."""
+    if run.kind == "full":
+        return max(run.seen - run.deferred - run.skipped, 0)
+    return run.new + run.changed + run.failed
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -90,3 +101,59 @@ def error_list(engine: Engine, nas: str | None = None, limit: int = 500) -> list
         return [{"nas": name, "path": e.rel_path, "reason": e.reason, "attempts": e.attempts,
                  "first_seen": _iso(e.first_seen), "last_seen": _iso(e.last_seen)}
                 for e, name in conn.execute(stmt)]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def nas_health(engine: Engine, settings: Settings, now: datetime | None = None
+               ) -> list[dict[str, Any]]:
+    """:func:`nas_status` for every NAS in the index or in the config, plus the sync
+    interval, the age of the last successful run and whether it is stale (older than
+    twice the interval, or never). Reachability is separate: :func:`reachable`."""
+    now = now or datetime.now(UTC)
+    indexed = {row["nas"]: row for row in nas_status(engine)}
+    result = []
+    for name in sorted(set(indexed) | set(settings.nas)):
+        row = indexed.get(name) or {
+            "nas": name, "type": settings.nas[name].type, "root": str(settings.nas[name].root),
+            "display_root": settings.nas[name].display_root, "patients": 0, "studies": 0,
+            "instances": 0, "missing": 0, "errors": 0, "last_run": None, "last_success": None}
+        cfg = settings.nas.get(name)
+        minutes = cfg.sync_minutes if cfg else None
+        success = row["last_success"]
+        ended = success and (success["ended_at"] or success["started_at"])
+        age = (now - _aware(datetime.fromisoformat(ended))).total_seconds() if ended else None
+        stale = age is None or (minutes is not None and age > 2 * minutes * 60)
+        result.append({**row, "in_config": cfg is not None, "in_index": name in indexed,
+                       "sync_minutes": minutes, "last_success_age_seconds": age,
+                       "stale": stale})
+    return result
+
+
+def reachable(nas: NasSettings, timeout: float = 5.0) -> tuple[bool, str]:
+    """Whether the NAS can be read now (its type's ``check()``), and why not. A check
+    that hangs (a dead network mount) counts as unreachable after ``timeout``."""
+    from nasindex.registry import open_nas  # the registry loads every plugin
+
+    outcome: list[tuple[bool, str]] = []
+
+    def run() -> None:
+        try:
+            open_nas(nas).check()
+            outcome.append((True, "reachable"))
+        except Exception as exc:  # any failure is the answer, shown to the operator
+            outcome.append((False, str(exc) or type(exc).__name__))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return outcome[0] if outcome else (False, f"no answer within {timeout:.0f} s")
+
+
+def prefect_run_url(ui_url: str | None, flow_run_id: str | None) -> str | None:
+    """The Prefect UI page of one flow run, when a UI is configured and the run has one."""
+    if not ui_url or not flow_run_id:
+        return None
+    return f"{ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"

@@ -694,3 +694,15 @@ def images(engine: Engine, nas: str, patient_id: str,
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def facets(engine: Engine) -> dict[str, Any]:
+    """What the filters can offer: the modalities and NAS devices in the index, and the
+    number of patient records (0 means the index is empty)."""
+    with engine.connect() as conn:
+        modalities = [m for (m,) in conn.execute(
+            select(Series.modality).distinct().where(Series.modality.is_not(None))
+            .order_by(Series.modality))]
+        nas = [n for (n,) in conn.execute(select(Nas.name).order_by(Nas.name))]
+        records = conn.scalar(select(func.count()).select_from(Patient)) or 0
+    return {"modalities": modalities, "nas": nas, "patients": records}

@@ -1,0 +1,156 @@
+"""Image previews: pixels through the NAS type's ``open_image``, windowed and encoded.
+
+Only files below a NAS root that the index recorded are read: the NAS must be in the
+config with the same root as in the index, and its type's ``inside_root`` must accept
+the relative path. JPEG 2000 NAS types implement the same ``open_image``, so their
+images take exactly this path. Plain Python (no Streamlit) so that the benchmark can
+time what the patient page does.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import OrderedDict
+from pathlib import Path
+from threading import Lock
+
+import numpy as np
+from PIL import Image
+from sqlalchemy.engine import Engine
+
+from nasindex.config import Settings
+from nasindex.contract import NasType
+from nasindex.registry import open_nas
+from nasindex.search import nas_roots
+
+THUMBS_PER_PAGE = 12
+THUMB_SIZE = 128
+VIEW_SIZE = 512
+# CT window presets in Hounsfield units: (centre, width).
+WINDOWS: dict[str, tuple[float, float] | None] = {
+    "soft tissue": (40, 400),
+    "lung": (-600, 1500),
+    "bone": (400, 1800),
+    "auto": None,  # 1st-99th percentile: any modality
+}
+
+
+class PreviewError(Exception):
+    """This file cannot be previewed; the message says why (no stack trace, no PHI)."""
+
+
+class _Lru:
+    """A small thread-safe LRU (Streamlit serves sessions from several threads)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.items, self.lock = size, OrderedDict(), Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+_nas_objects = _Lru(32)
+_pixels = _Lru(16)  # a few decoded slices (512x512 float32 = 1 MB each)
+_encoded = _Lru(4096)  # thumbnails and views as JPEG bytes (a few KB each)
+
+
+def clear_caches() -> None:
+    for cache in (_nas_objects, _pixels, _encoded):
+        cache.clear()
+
+
+def _nas(settings: Settings, engine: Engine, nas: str) -> NasType:
+    key = (str(settings.path), nas)
+    obj = _nas_objects.get(key)
+    if obj is not None:
+        return obj
+    cfg = settings.nas.get(nas)
+    if cfg is None:
+        raise PreviewError(f"NAS {nas!r} is in the index but not in the config "
+                           f"({settings.path}); add it there to see its images.")
+    indexed = nas_roots(engine).get(nas)
+    if indexed is None or Path(indexed).resolve() != Path(cfg.root).resolve():
+        raise PreviewError(f"The root of NAS {nas!r} in the config ({cfg.root}) differs from "
+                           f"the one in the index ({indexed}); run a sync of it first.")
+    try:
+        obj = open_nas(cfg)
+    except Exception as exc:  # a broken plugin: say which, keep the page
+        raise PreviewError(f"NAS {nas!r} cannot be opened: {exc}") from None
+    _nas_objects.put(key, obj)
+    return obj
+
+
+def pixels(settings: Settings, engine: Engine, nas: str, rel_path: str) -> np.ndarray:
+    """The 2-D pixel array of one indexed file, in modality units (HU for CT)."""
+    key = (str(settings.path), nas, rel_path)
+    cached = _pixels.get(key)
+    if cached is not None:
+        return cached
+    obj = _nas(settings, engine, nas)
+    try:
+        path = obj.inside_root(rel_path)
+    except ValueError as exc:
+        raise PreviewError(str(exc)) from None
+    if not path.is_file():
+        raise PreviewError(f"{rel_path} is not on NAS {nas!r} any more (moved or deleted).")
+    try:
+        array = np.asarray(obj.open_image(rel_path), dtype=np.float32)
+    except Exception as exc:  # undecodable pixels must not break the page
+        raise PreviewError(f"{rel_path} cannot be decoded: {type(exc).__name__}: {exc}"
+                           ) from None
+    if array.ndim != 2:
+        raise PreviewError(f"{rel_path}: expected one 2-D image, got shape {array.shape}.")
+    _pixels.put(key, array)
+    return array
+
+
+def window(array: np.ndarray, preset: str) -> np.ndarray:
+    """Map modality values to 0-255 with a window preset (``auto``: percentiles)."""
+    limits = WINDOWS.get(preset)
+    if limits is None:
+        low, high = np.percentile(array, (1, 99))
+    else:
+        centre, width = limits
+        low, high = centre - width / 2, centre + width / 2
+    scale = 255.0 / max(float(high - low), 1e-6)
+    return np.clip((array - low) * scale, 0, 255).astype(np.uint8)
+
+
+def _encode(gray: np.ndarray, size: int) -> bytes:
+    img = Image.fromarray(gray, mode="L")
+    if max(img.size) > size:
+        img.thumbnail((size, size), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=88)
+    return buf.getvalue()
+
+
+def render(settings: Settings, engine: Engine, nas: str, rel_path: str, preset: str,
+           size: int = VIEW_SIZE) -> bytes:
+    """One file as a JPEG of at most ``size`` pixels a side, windowed with ``preset``."""
+    key = (str(settings.path), nas, rel_path, preset, size)
+    cached = _encoded.get(key)
+    if cached is None:
+        cached = _encode(window(pixels(settings, engine, nas, rel_path), preset), size)
+        _encoded.put(key, cached)
+    return cached
+
+
+def thumbnail(settings: Settings, engine: Engine, nas: str, rel_path: str,
+              preset: str) -> bytes:
+    return render(settings, engine, nas, rel_path, preset, THUMB_SIZE)

@@ -1,0 +1,159 @@
+"""Health page: per NAS whether it is reachable, indexed and current; runs over time;
+the files that could not be indexed; NAS types that failed to load.
+
+Admin actions (sync now, full index, retry failed) come from ``dashboard/actions.py``
+(``render_actions(nas)``), drawn inside each NAS's expander when that module is there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from dash_context import context, show_error
+
+from nasindex.config import NasSettings
+from nasindex.health import (
+    error_list,
+    nas_health,
+    prefect_run_url,
+    reachable,
+    recent_runs,
+)
+from nasindex.registry import registry
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _reachable(nas_id: str, _cfg: NasSettings, _stamp: str) -> tuple[bool, str]:
+    # One check per NAS per 30 s: a check may touch a slow network share.
+    return reachable(_cfg)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+def _overview(rows: list[dict[str, Any]]) -> None:
+    table = []
+    for r in rows:
+        ok, why = (_reachable(r["nas"], ctx.settings.nas[r["nas"]], str(ctx.settings.path))
+                   if r["in_config"] else (False, "not in the config"))
+        last, success = r["last_run"] or {}, r["last_success"] or {}
+        table.append({
+            "NAS": r["nas"], "Type": r["type"], "Reachable": "yes" if ok else f"no — {why}",
+            "Last successful sync": _age(r["last_success_age_seconds"]),
+            "Current": "STALE" if r["stale"] else "ok",
+            "Last run": f"{last.get('kind', '')} {last.get('status', 'never')}".strip(),
+            "Patients": r["patients"], "Studies": r["studies"], "Images": r["instances"],
+            "Missing": r["missing"], "Errors": r["errors"],
+            "Files/s": success.get("files_per_second"),
+        })
+    stale = [r["nas"] for r in rows if r["stale"]]
+    if stale:
+        st.warning(f"Not current: **{', '.join(stale)}** — no successful sync within twice "
+                   "the sync interval. Check the runs and errors below.",
+                   icon=":material/schedule:")
+    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch",
+                 column_config={"Files/s": st.column_config.NumberColumn(format="%.0f")})
+
+
+def _actions() -> Callable[[str], None] | None:
+    """``render_actions`` from dashboard/actions.py, if that module is installed."""
+    if importlib.util.find_spec("actions") is None:
+        return None
+    try:
+        return getattr(importlib.import_module("actions"), "render_actions", None)
+    except Exception as exc:  # a broken actions module must not hide the health page
+        show_error(exc, "Admin actions are unavailable")
+        return None
+
+
+def _details(rows: list[dict[str, Any]]) -> None:
+    render_actions = _actions()
+    for r in rows:
+        flag = " — STALE" if r["stale"] else ""
+        with st.expander(f"{r['nas']} ({r['type']}){flag}"):
+            c1, c2 = st.columns(2)
+            c1.markdown(f"**Root on this host:** `{r['root']}`  \n"
+                        f"**As workstations see it:** `{r['display_root'] or '—'}`  \n"
+                        f"**Sync interval:** {r['sync_minutes'] or '—'} min")
+            last = r["last_run"]
+            if last:
+                url = prefect_run_url(ctx.settings.prefect.ui_url, last.get("flow_run_id"))
+                link = f" · [open in Prefect]({url})" if url else ""
+                c2.markdown(f"**Last run:** {last['kind']} {last['status']}, started "
+                            f"{last['started_at'][:19].replace('T', ' ')} UTC{link}  \n"
+                            f"{last['message'] or ''}")
+            else:
+                c2.markdown("**Never indexed.** Run `nasindex index " + r["nas"] + "`.")
+            if render_actions is not None and r["in_config"]:
+                render_actions(r["nas"])
+
+
+def _runs_chart(runs: list[dict[str, Any]]) -> None:
+    st.subheader("Runs over time")
+    if not runs:
+        st.caption("No runs yet.")
+        return
+    df = pd.DataFrame(runs)
+    df["started"] = pd.to_datetime(df["started_at"], utc=True, format="ISO8601")
+    nas = st.selectbox("NAS", ["all", *sorted(df["nas"].unique())], key="runs_nas")
+    if nas != "all":
+        df = df[df["nas"] == nas]
+    # One bar per run, labelled by its start; ISO-like labels sort in time order.
+    df["run"] = df["started"].dt.strftime("%Y-%m-%d %H:%M:%S") + " " + df["nas"]
+    st.bar_chart(df.sort_values("started"), x="run", y=["new", "changed", "missing"],
+                 height=260, x_label="run (start, UTC)", y_label="files")
+    ui = ctx.settings.prefect.ui_url
+    df["prefect"] = [prefect_run_url(ui, f) for f in df["flow_run_id"]]
+    cols = ["nas", "kind", "status", "started_at", "seconds", "seen", "new", "changed",
+            "missing", "failed", "files_per_second", "message"]
+    config = {"seconds": st.column_config.NumberColumn(format="%.1f")}
+    if ui:
+        cols.append("prefect")
+        config["prefect"] = st.column_config.LinkColumn("Prefect", display_text="open")
+    st.dataframe(df[cols], hide_index=True, width="stretch", column_config=config)
+
+
+def _errors() -> None:
+    errors = error_list(ctx.engine)
+    st.subheader(f"Files that could not be indexed ({len(errors)})")
+    if not errors:
+        st.caption("None.")
+        return
+    st.dataframe(pd.DataFrame(errors)[["nas", "path", "reason", "attempts", "last_seen"]],
+                 hide_index=True, width="stretch")
+
+
+def _plugins() -> None:
+    failures = registry().failures
+    if failures:
+        st.subheader("NAS types that failed to load")
+        for name, error in sorted(failures.items()):
+            st.error(f"**{name}**: {error}", icon=":material/extension_off:")
+    else:
+        st.caption(f"NAS types loaded: {', '.join(sorted(registry().types)) or 'none'}.")
+
+
+ctx = context()
+st.title("Indexing health")
+rows = nas_health(ctx.engine, ctx.settings, datetime.now(UTC))
+if not rows:
+    st.info("No NAS is configured or indexed yet. Add `[nas.<id>]` tables to the config, "
+            "then run `nasindex index --all`.")
+else:
+    _overview(rows)
+    _details(rows)
+_runs_chart(recent_runs(ctx.engine, limit=500))
+_errors()
+_plugins()

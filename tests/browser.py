@@ -1,0 +1,202 @@
+"""The dashboard for real: ``streamlit run`` on a free port, driven by headless Chromium
+over the DevTools protocol (``websockets``; no node, no Playwright download).
+
+Used by tests/test_dashboard_browser.py, by the screenshot script and by the benchmark.
+Every process started here is stopped by its own handle.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from websockets.sync.client import connect
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "dashboard" / "app.py"
+CHROMIUM = os.environ.get("NASINDEX_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--hide-scrollbars", "--mute-audio"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen, what: str) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.read()
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{what} did not answer {url} within {timeout:.0f} s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextmanager
+def streamlit_app(config: Path, port: int | None = None) -> Iterator[str]:
+    """``streamlit run dashboard/app.py`` with ``config``; yields its base URL."""
+    port = port or free_port()
+    env = {**os.environ, "NASINDEX_CONFIG": str(config),
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+             "--client.toolbarMode", "viewer"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60, proc, "streamlit")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            _stop(proc)
+
+
+class Chromium:
+    """One headless Chromium with one page, driven over the DevTools protocol."""
+
+    def __init__(self, width: int = 1400, height: int = 1000) -> None:
+        if not Path(CHROMIUM).exists():
+            raise RuntimeError(f"{CHROMIUM} not found: install the 'chromium' Debian package "
+                               "(scripts/install-system-deps.sh) or set NASINDEX_CHROMIUM.")
+        self.port = free_port()
+        self.profile = tempfile.mkdtemp(prefix="nasindex-chromium-")
+        self.proc = subprocess.Popen(
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--remote-debugging-port={self.port}",
+             f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
+             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._ids = itertools.count(1)
+        try:
+            targets = json.loads(_wait_http(f"http://127.0.0.1:{self.port}/json/list", 30,
+                                            self.proc, "chromium"))
+            page = next(t for t in targets if t["type"] == "page")
+            self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=20)
+            self.call("Page.enable")
+            self.call("Runtime.enable")
+            self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                      deviceScaleFactor=1, mobile=False)
+        except BaseException:
+            self.close()
+            raise
+
+    def call(self, method: str, timeout: float = 30, **params: Any) -> dict[str, Any]:
+        msg_id = next(self._ids)
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = json.loads(self.ws.recv(timeout=max(deadline - time.monotonic(), 0.01)))
+            if reply.get("id") == msg_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+
+    def goto(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+
+    def eval(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
+                           awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"JavaScript failed: {result['exceptionDetails'].get('text')}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30, what: str = "") -> Any:
+        """Poll ``expression`` until it is truthy; its value."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                value = self.eval(expression)
+            except RuntimeError:  # the page is between documents (navigation)
+                value = None
+            if value:
+                return value
+            time.sleep(0.1)
+        raise TimeoutError(f"waited {timeout:.0f} s for {what or expression}")
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus the element and type as a user would (input events React sees)."""
+        self.wait_for(f"!!document.querySelector({json.dumps(selector)})", what=selector)
+        self.eval(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.call("Input.insertText", text=text)
+
+    def press(self, key: str = "Enter") -> None:
+        codes = {"Enter": 13, "Tab": 9}
+        for kind in ("keyDown", "keyUp"):
+            extra = {"text": "\r"} if key == "Enter" and kind == "keyDown" else {}
+            self.call("Input.dispatchKeyEvent", type=kind, key=key, code=key,
+                      windowsVirtualKeyCode=codes[key], nativeVirtualKeyCode=codes[key],
+                      **extra)
+
+    def screenshot(self, path: Path) -> Path:
+        data = self.call("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def close(self) -> None:
+        ws = getattr(self, "ws", None)
+        if ws is not None:
+            ws.close()
+        _stop(self.proc)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+    def __enter__(self) -> Chromium:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# Streamlit renders asynchronously: these tell when a page has real content.
+NO_SPINNER = ("!document.querySelector('[data-testid=\"stSpinner\"]') && "
+              "!document.querySelector('[data-testid=\"stStatusWidget\"]')")
+
+
+def text_present(text: str) -> str:
+    return f"document.body.innerText.includes({json.dumps(text)})"
+
+
+def count_images(min_count: int) -> str:
+    return (f"Array.from(document.querySelectorAll('[data-testid=\"stImage\"] img'))"
+            f".filter(i => i.complete && i.naturalWidth > 0).length >= {min_count}")
+
+
+def time_patient_page(config: Path, nas: str, patient_id: str, thumbs: int) -> float:
+    """Seconds from opening a patient's page to ``thumbs`` thumbnails (+ the large view)
+    decoded and drawn in the browser: a fresh app, so no image is cached."""
+    with streamlit_app(config) as base, Chromium() as browser:
+        browser.goto(f"{base}/health")  # warm the app's imports, not its image caches
+        browser.wait_for(text_present("Indexing health"), 60)
+        start = time.perf_counter()
+        browser.goto(f"{base}/patient?nas={nas}&id={patient_id}")
+        browser.wait_for(count_images(thumbs + 1), 60, "thumbnails")
+        return time.perf_counter() - start
