@@ -283,6 +283,10 @@ def run() -> int:
             say(f"error: {exc}")
             return 1
         finally:
+            # `uv run` forwards the terminal's Ctrl-C as a second SIGINT, and people press
+            # it twice: neither may cut the shutdown short and leave a server running.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             children.stop_all()
             say("stopped")
     return 0
