@@ -219,7 +219,7 @@ def print_table(title: str, rows: list[tuple]) -> None:
 # -- the 700-slice patient page -------------------------------------------------------
 
 def bench_patient_page(workdir: Path, slices: int, browser: bool) -> None:
-    import preview  # dashboard/preview.py: what the patient page calls
+    import dash_preview as preview  # what the patient page calls
 
     from nasindex.config import load_settings
     from nasindex.demo import DemoPatient, DemoSeries, DemoStudy

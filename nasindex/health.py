@@ -111,9 +111,14 @@ def nas_health(engine: Engine, settings: Settings, now: datetime | None = None
                ) -> list[dict[str, Any]]:
     """:func:`nas_status` for every NAS in the index or in the config, plus the sync
     interval, the age of the last successful run and whether it is stale (older than
-    twice the interval, or never). Reachability is separate: :func:`reachable`."""
+    twice the interval, or never), and the files/s of the latest successful run that
+    read files. Reachability is separate: :func:`reachable`."""
     now = now or datetime.now(UTC)
     indexed = {row["nas"]: row for row in nas_status(engine)}
+    speed: dict[str, float] = {}  # of the latest successful run that read files
+    for run in recent_runs(engine, limit=1000):
+        if run["status"] == "succeeded" and run["files_read"] and run["files_per_second"]:
+            speed.setdefault(run["nas"], run["files_per_second"])
     result = []
     for name in sorted(set(indexed) | set(settings.nas)):
         row = indexed.get(name) or {
@@ -128,7 +133,7 @@ def nas_health(engine: Engine, settings: Settings, now: datetime | None = None
         stale = age is None or (minutes is not None and age > 2 * minutes * 60)
         result.append({**row, "in_config": cfg is not None, "in_index": name in indexed,
                        "sync_minutes": minutes, "last_success_age_seconds": age,
-                       "stale": stale})
+                       "stale": stale, "files_per_second": speed.get(name)})
     return result
 
 

@@ -200,3 +200,9 @@ def time_patient_page(config: Path, nas: str, patient_id: str, thumbs: int) -> f
         browser.goto(f"{base}/patient?nas={nas}&id={patient_id}")
         browser.wait_for(count_images(thumbs + 1), 60, "thumbnails")
         return time.perf_counter() - start
+
+
+def table_text() -> str:
+    """The cell text of every st.dataframe (drawn on a canvas; this reads its a11y copy)."""
+    return ("Array.from(document.querySelectorAll('[data-testid=\"stDataFrame\"] td'))"
+            ".map(c => c.textContent).join('|')")

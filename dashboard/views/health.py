@@ -48,7 +48,7 @@ def _overview(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         ok, why = (_reachable(r["nas"], ctx.settings.nas[r["nas"]], str(ctx.settings.path))
                    if r["in_config"] else (False, "not in the config"))
-        last, success = r["last_run"] or {}, r["last_success"] or {}
+        last = r["last_run"] or {}
         table.append({
             "NAS": r["nas"], "Type": r["type"], "Reachable": "yes" if ok else f"no — {why}",
             "Last successful sync": _age(r["last_success_age_seconds"]),
@@ -56,7 +56,7 @@ def _overview(rows: list[dict[str, Any]]) -> None:
             "Last run": f"{last.get('kind', '')} {last.get('status', 'never')}".strip(),
             "Patients": r["patients"], "Studies": r["studies"], "Images": r["instances"],
             "Missing": r["missing"], "Errors": r["errors"],
-            "Files/s": success.get("files_per_second"),
+            "Files/s": r["files_per_second"],
         })
     stale = [r["nas"] for r in rows if r["stale"]]
     if stale:
@@ -111,9 +111,9 @@ def _runs_chart(runs: list[dict[str, Any]]) -> None:
     if nas != "all":
         df = df[df["nas"] == nas]
     # One bar per run, labelled by its start; ISO-like labels sort in time order.
-    df["run"] = df["started"].dt.strftime("%Y-%m-%d %H:%M:%S") + " " + df["nas"]
+    df["run"] = df["started"].dt.strftime("%m-%d %H:%M:%S") + " " + df["nas"]
     st.bar_chart(df.sort_values("started"), x="run", y=["new", "changed", "missing"],
-                 height=260, x_label="run (start, UTC)", y_label="files")
+                 height=320, x_label="run (start, UTC)", y_label="files")
     ui = ctx.settings.prefect.ui_url
     df["prefect"] = [prefect_run_url(ui, f) for f in df["flow_run_id"]]
     cols = ["nas", "kind", "status", "started_at", "seconds", "seen", "new", "changed",

@@ -89,11 +89,12 @@ def _preview(nas: str, study: StudyNode, series: SeriesNode) -> None:
     current = files[slice_no - 1]
     view, thumbs = st.columns([2, 3])
     with view:
-        b1, b2, _ = st.columns([1, 1, 3])
-        b1.button("Previous", on_click=_step, args=(key, -1, count), icon=":material/remove:",
-                  disabled=slice_no <= 1, key="prev_slice")
-        b2.button("Next", on_click=_step, args=(key, 1, count), icon=":material/add:",
-                  disabled=slice_no >= count, key="next_slice")
+        b1, b2 = st.columns(2)
+        b1.button("Previous slice", on_click=_step, args=(key, -1, count), width="stretch",
+                  icon=":material/arrow_upward:", disabled=slice_no <= 1, key="prev_slice")
+        b2.button("Next slice", on_click=_step, args=(key, 1, count), width="stretch",
+                  icon=":material/arrow_downward:", disabled=slice_no >= count,
+                  key="next_slice")
         try:
             st.image(render(ctx.settings, ctx.engine, nas, current["rel_path"], preset),
                      caption=f"Slice {slice_no} of {count}", width="stretch")
