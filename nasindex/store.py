@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import delete, func, select, text, update
@@ -110,17 +111,26 @@ def _insert(conn: Connection, table):
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def _upsert(conn: Connection, table, rows: list[dict], keys: Sequence[str],
-            returning: Sequence[str] = ()) -> list:
+def _upsert(conn: Connection, table, rows: list[dict], keys: tuple[str, ...],
+            returning: tuple[str, ...] = ()) -> list:
     if not rows:
         return []
-    stmt = _insert(conn, table)
-    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
+    stmt = _upsert_statement(conn.dialect.name, table, tuple(rows[0]), keys, returning)
     if returning:
-        return list(conn.execute(stmt.returning(*(table.c[c] for c in returning)), rows))
+        return list(conn.execute(stmt, rows))
     conn.execute(stmt, rows)
     return []
+
+
+@cache
+def _upsert_statement(dialect: str, table, columns: tuple[str, ...], keys: tuple[str, ...],
+                      returning: tuple[str, ...]):
+    """Built once per shape: building ``excluded`` and its column proxies cost ~2 ms a
+    statement, four statements a batch (~10% of the main process in a full index)."""
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    updates = {c: stmt.excluded[c] for c in columns if c not in keys}
+    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
+    return stmt.returning(*(table.c[c] for c in returning)) if returning else stmt
 
 
 @dataclass(slots=True)
@@ -147,11 +157,13 @@ def _write_records(conn: Connection, nas_pk: int, records: list[InstanceRecord],
                    now: datetime) -> None:
     if not records:
         return
-    patients = {r.patient_id: {"nas_id": nas_pk, "patient_id": r.patient_id,
-                               "patient_name": r.patient_name, "name_key": name_key(r.patient_name),
-                               "birth_date": r.birth_date, "sex": r.sex} for r in records}
+    # One row per patient, from its last record; name_key once per patient, not per file.
+    last = {r.patient_id: r for r in records}
+    patients = [{"nas_id": nas_pk, "patient_id": pid, "patient_name": r.patient_name,
+                 "name_key": name_key(r.patient_name), "birth_date": r.birth_date,
+                 "sex": r.sex} for pid, r in last.items()]
     patient_pk = dict((pid, pk) for pk, pid in _upsert(
-        conn, PT, list(patients.values()), ("nas_id", "patient_id"), ("id", "patient_id")))
+        conn, PT, patients, ("nas_id", "patient_id"), ("id", "patient_id")))
     studies = {r.study_uid: {"nas_id": nas_pk, "study_uid": r.study_uid,
                              "patient_pk": patient_pk[r.patient_id], "study_date": r.study_date,
                              "study_time": r.study_time, "description": r.study_description,
