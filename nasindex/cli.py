@@ -7,7 +7,7 @@ import json
 import sys
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,13 +17,14 @@ from typer.core import TyperGroup
 
 from nasindex.config import Settings, load_settings
 from nasindex.errors import NasIndexError
-from nasindex.health import nas_status
-from nasindex.index.db import migrate, require_current
 from nasindex.registry import registry
-from nasindex.search import SearchQuery
-from nasindex.search import images as find_images
-from nasindex.search import search as run_search
-from nasindex.sync import Kind, RunSummary, run_sync
+
+if TYPE_CHECKING:
+    from nasindex.sync import RunSummary
+
+# The index, search and engine modules (SQLAlchemy, Alembic) are imported by the
+# commands that use them: the sync engine's worker processes re-run this module as
+# __main__ (multiprocessing does), and should not pay ~0.4 s for the whole CLI.
 
 PLUGIN_COMMANDS = "nasindex.commands"
 
@@ -78,6 +79,8 @@ def settings() -> Settings:
 @app.command()
 def init() -> None:
     """Create the index, or migrate it to the current schema."""
+    from nasindex.index.db import migrate
+
     s = settings()
     migrate(s.index.url)
     out.print(f"Index ready at {_safe_url(s.index.url)}")
@@ -92,7 +95,9 @@ def _targets(s: Settings, nas: str | None, all_: bool) -> list[str]:
     return [nas]
 
 
-def _run_many(kind: Kind, nas: str | None, all_: bool, as_json: bool) -> None:
+def _run_many(kind: str, nas: str | None, all_: bool, as_json: bool) -> None:
+    from nasindex.index.db import require_current
+
     s = settings()
     require_current(s.index.url)
     summaries: list[RunSummary] = []
@@ -109,8 +114,10 @@ def _run_many(kind: Kind, nas: str | None, all_: bool, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-def _run_one(s: Settings, nas_id: str, kind: Kind, quiet: bool) -> RunSummary:
-    with Progress(TextColumn(f"{nas_id} {kind.value}"), BarColumn(), MofNCompleteColumn(),
+def _run_one(s: Settings, nas_id: str, kind: str, quiet: bool) -> RunSummary:
+    from nasindex.sync import run_sync
+
+    with Progress(TextColumn(f"{nas_id} {kind}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, disable=quiet, transient=True) as bar:
         task = bar.add_task("read", total=None)
         summary = run_sync(s, nas_id, kind,
@@ -138,19 +145,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 @app.command()
 def index(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
     """Full index: list the NAS and (re-)read every file."""
-    _run_many(Kind.FULL, nas, all_, as_json)
+    _run_many("full", nas, all_, as_json)
 
 
 @app.command()
 def sync(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
     """Incremental sync: read only new and changed files; tombstone vanished ones."""
-    _run_many(Kind.INCREMENTAL, nas, all_, as_json)
+    _run_many("incremental", nas, all_, as_json)
 
 
 @app.command()
 def retry(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
     """Re-read the files that failed before, now, without waiting for their retry time."""
-    _run_many(Kind.RETRY, nas, all_, as_json)
+    _run_many("retry", nas, all_, as_json)
 
 
 @app.command()
@@ -165,6 +172,10 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Find patients across every NAS."""
+    from nasindex.index.db import require_current
+    from nasindex.search import SearchQuery
+    from nasindex.search import search as run_search
+
     engine = require_current(settings().index.url)
     result = run_search(engine, SearchQuery(text=query, patient_id=patient_id,
                                             modalities=modality or [], date_from=date_from,
@@ -191,6 +202,9 @@ def images(nas: Annotated[str, typer.Option("--nas")],
            patient_id: Annotated[str, typer.Option("--patient-id")],
            as_json: JsonOpt = False) -> None:
     """Every indexed file of one patient on one NAS, with its exact paths."""
+    from nasindex.index.db import require_current
+    from nasindex.search import images as find_images
+
     rows = find_images(require_current(settings().index.url), nas, patient_id)
     if as_json:
         out.print_json(json.dumps(rows))
@@ -206,6 +220,9 @@ def images(nas: Annotated[str, typer.Option("--nas")],
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
     """Per NAS: counts of patients, studies, images, missing files, errors; last run."""
+    from nasindex.health import nas_status
+    from nasindex.index.db import require_current
+
     rows = nas_status(require_current(settings().index.url))
     if as_json:
         out.print_json(json.dumps(rows))

@@ -115,6 +115,9 @@ class NasType:
     description: ClassVar[str] = ""
     Options: ClassVar[type[NasOptions]] = NasOptions
     demo_devices: ClassVar[tuple[str, ...]] = ()  # ids of the demo NAS devices it makes
+    # Modules ``read`` needs, imported once by the engine's fork server before the
+    # worker processes fork from it (optional: they would import them on first use).
+    worker_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, nas_id: str, root: Path, options: NasOptions) -> None:
         self.nas_id = nas_id

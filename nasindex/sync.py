@@ -10,6 +10,7 @@ steps as tasks. Nothing is written before the plan has passed its safety checks.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -144,6 +145,12 @@ class SyncRun:
     def plan(self) -> SyncPlan:
         """Check the NAS, list it and diff against the index. Writes nothing."""
         self.nas.check()
+        if self.kind == Kind.FULL and self.nas_settings.workers > 1:
+            # A full run reads everything: start the fork server now, so that it imports
+            # what the workers need while the NAS is listed, instead of the first submit
+            # waiting for it (~0.5-0.9 s with nothing else running).
+            _worker_context(self.nas)
+            multiprocessing.forkserver.ensure_running()
         cursor = store.get_cursor(self.engine, self.nas_pk) if self.kind != Kind.FULL else None
         scan = self.nas.scan(cursor)
         known = store.known_items(self.engine, self.nas_pk)
@@ -276,10 +283,7 @@ class SyncRun:
 
     def _get_pool(self, workers: int) -> ProcessPoolExecutor:
         if self._pool is None:
-            # forkserver: safe beside the threads Prefect and SQLAlchemy run.
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(_worker_modules(self.nas))
-            self._pool = ProcessPoolExecutor(workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(workers, mp_context=_worker_context(self.nas))
         return self._pool
 
     def reconcile(self) -> None:
@@ -302,19 +306,24 @@ def _batch_id(batch: Sequence[Fingerprint]) -> tuple[str, int]:
     return (batch[0].key, len(batch)) if batch else ("", 0)
 
 
-def _worker_modules(nas: NasType) -> list[str]:
-    """What the fork server imports once, so that each worker forks with it loaded.
+def _worker_context(nas: NasType) -> multiprocessing.context.ForkServerContext:
+    """forkserver: safe beside the threads Prefect and SQLAlchemy run. The fork server
+    imports once what every worker needs, so that each worker forks with it loaded."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_worker_modules(nas))  # no effect once the server runs
+    return ctx
 
-    Every forkserver worker re-runs the parent's ``__main__`` (for the CLI: all of
-    nasindex.cli, ~0.5 s of imports a worker); preloading the modules that ``__main__``
-    imports, and the NAS type's own, makes that re-run a dictionary lookup.
-    """
+
+def _worker_modules(nas: NasType) -> list[str]:
+    """The NAS type's read modules, and what the parent's ``__main__`` imports: every
+    forkserver worker re-runs ``__main__`` (for the CLI: all of nasindex.cli, ~0.5 s of
+    imports a worker); preloaded, that re-run is a dictionary lookup."""
     main = sys.modules.get("__main__")
     from_main = {getattr(v, "__module__", None) or getattr(v, "__name__", None)
                  for v in vars(main).values() if callable(v) or isinstance(v, type(sys))
                  } if main is not None else set()
     wanted = {type(nas).__module__, *from_main} - {None, "__main__", "builtins"}
-    return sorted(m for m in wanted if m in sys.modules)
+    return sorted({*(m for m in wanted if m in sys.modules), *nas.worker_modules})
 
 
 def _with_fingerprint(failure: ItemFailure, fp: Fingerprint) -> ItemFailure:

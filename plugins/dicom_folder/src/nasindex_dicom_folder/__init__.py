@@ -41,6 +41,7 @@ class DicomFolder(NasType):
     description = "A folder tree of plain DICOM files (read-only)."
     Options = DicomFolderOptions
     demo_devices = ("ct",)
+    worker_modules = ("nasindex_dicom_folder.reader",)
 
     def check(self) -> None:
         if not self.root.is_dir():
