@@ -45,6 +45,15 @@ CLI = str(Path(sys.executable).with_name("nasindex"))
 def build(work: Path, images: int, size: int) -> tuple[Path, Path, int]:
     """A reference database and its share, with at least ``images`` image rows."""
     root, db = work / "share", work / "PACS.FDB"
+    if db.exists():  # --keep from an earlier run: reuse it
+        con = fdb.connect(database=str(db), user="SYSDBA", password="",
+                          fb_library_name=client_library(None))
+        cur = con.cursor()
+        cur.execute("SELECT COUNT(*) FROM IMAGE")
+        made = cur.fetchone()[0]
+        cur.close()
+        con.close()
+        return root, db, made
     pool, patients, count = demo_patients(images // 20 + 10, slices=24), [], 0
     for p in pool:  # the smallest prefix of patients with at least `images` images
         if count >= images:

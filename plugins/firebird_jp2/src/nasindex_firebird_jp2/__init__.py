@@ -173,22 +173,26 @@ class FirebirdJp2(NasType):
                 rows = cur.fetchall()
         finally:
             self._close()
-        items = list(self._fingerprints(rows))
+        stamps = self._stamps(rows)
+        items = list(self._fingerprints(rows, stamps))
         new_state = None
         if spec is not None:
-            stamps = [s for s in (self._stamp(r) for r in rows) if s is not None]
+            seen = [s for s in stamps if s is not None]
             if state is not None and state.stamp is not None:
-                stamps.append(self._parse_stamp(state.stamp))
-            new_state = CursorState(spec.column, _dump_stamp(max(stamps)) if stamps else None,
+                seen.append(self._parse_stamp(state.stamp))
+            new_state = CursorState(spec.column, _dump_stamp(max(seen)) if seen else None,
                                     time.time() if full else state.reconciled_at)
         return ScanResult(items=items, complete=full,
                           cursor=new_state.dump() if new_state else None)
 
-    def _stamp(self, row: tuple) -> Any:
+    def _stamps(self, rows: list[tuple]) -> list:
+        """The cursor column's value of each row (None without a cursor)."""
         i = self.query.positions.get("cursor")
-        value = row[i] if i is not None else None
-        return integer(value) if self.mapping.cursor.kind == "key" and value is not None \
-            else value
+        if i is None:
+            return [None] * len(rows)
+        if self.mapping.cursor.kind == "key":
+            return [integer(r[i]) for r in rows]
+        return [r[i] for r in rows]
 
     def _parse_stamp(self, stamp: str) -> Any:
         return int(stamp) if self.mapping.cursor.kind == "key" else \
@@ -203,13 +207,13 @@ class FirebirdJp2(NasType):
             return stamp - int(spec.overlap)
         return stamp - timedelta(seconds=spec.overlap)
 
-    def _fingerprints(self, rows: list[tuple]) -> Iterator[RowFingerprint]:
+    def _fingerprints(self, rows: list[tuple], stamps: list) -> Iterator[RowFingerprint]:
         key_at = self.query.positions["image.key"]
-        counts = Counter(key_text(r[key_at]) for r in rows)
+        keys = [key_text(r[key_at]) for r in rows]
+        counts = Counter(keys)
         done: set[str] = set()
-        for row in rows:
+        for row, key, stamp in zip(rows, keys, stamps, strict=True):
             rel_path, path_problem = self._rel_path(row)
-            key = key_text(row[key_at])
             if key is None:  # no identity: keyed by its path so the error row is stable
                 yield RowFingerprint(f"null-key:{rel_path}", rel_path, -1, 0, row=row,
                                      problem="NULL in required column image."
@@ -218,7 +222,7 @@ class FirebirdJp2(NasType):
             if key in done:
                 continue
             done.add(key)
-            version = _version(row, self._stamp(row))
+            version = _version(row, stamp)
             if counts[key] > 1:
                 problem = (f"duplicate key: image key occurs in {counts[key]} joined rows "
                            "(a duplicated key in the image, series, study or patient table)")

@@ -8,6 +8,7 @@ carries OpenJPEG); both are bit-exact for lossless files.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
@@ -78,7 +79,14 @@ def _jp2_header(f: BinaryIO, head: bytes) -> Header:
         elif length == 0:
             length = size - pos  # the last box runs to the end of the file
         if kind == b"jp2c":
-            f.seek(pos + header)
+            start = pos + header
+            if start + 8 < len(head):  # parse from the bytes in hand: far fewer reads
+                try:
+                    return _codestream_header(io.BytesIO(head[start:]), "jp2",
+                                              len(head) - start)
+                except NotJpeg2000:
+                    pass  # a main header longer than the bytes read: parse from the file
+            f.seek(start)
             return _codestream_header(f, "jp2", length - header)
         if length < header:
             break

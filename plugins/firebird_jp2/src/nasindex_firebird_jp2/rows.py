@@ -13,7 +13,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from nasindex.contract import InstanceRecord
-from nasindex_firebird_jp2.mapping import Mapping, Query
+from nasindex_firebird_jp2.mapping import LEVELS, Mapping, Query
 
 # Fixed namespace: the same (NAS, level, key) gives the same UID in every process and run.
 UID_NAMESPACE = uuid.UUID("6b1e1b7e-7c1a-5d0e-9a51-6e6173696e64")
@@ -81,6 +81,7 @@ class RowReader:
         self.nas_id = nas_id
         self.mapping = mapping
         self.pos = query.positions
+        self.fields = {lvl: mapping.level(lvl).fields() for lvl in LEVELS}  # asked per row
 
     def get(self, row: tuple, name: str) -> Any:
         i = self.pos.get(name)
@@ -89,7 +90,7 @@ class RowReader:
     def required(self, row: tuple, level: str, field: str) -> str:
         value = key_text(self.get(row, f"{level}.{field}"))
         if value is None:
-            column = self.mapping.level(level).fields()[field]
+            column = self.fields[level][field]
             raise BadRow(f"NULL in required column {level}.{column}")
         return value
 
@@ -102,7 +103,7 @@ class RowReader:
 
     def _uid(self, row: tuple, level: str, field: str) -> str:
         key = self._parent_key(row, level)
-        if field in self.mapping.level(level).fields():
+        if field in self.fields[level]:
             return self.required(row, level, field)
         return derived_uid(self.nas_id, level, key)
 
