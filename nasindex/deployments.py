@@ -9,14 +9,15 @@ Per NAS:
 * ``retry-failed/<nas>``: on demand (the dashboard's "retry failed"), ENQUEUE.
 
 Each has the NAS as parameter, tags ``nas:<id>`` and ``type:<type>``, a process work
-pool, and a concurrency limit of one. Runs of one NAS from *different* deployments (a
-full index during a sync) are kept apart by the engine's per-NAS run lock, which the
-CLI honours too; the flows wait for it or report "Skipped" (see ``flows/sync.py``).
+pool with a work queue named after the NAS, and a concurrency limit of one. Runs of one
+NAS from *different* deployments (a full index during a sync) are kept apart by the
+engine's per-NAS run lock, which the CLI honours too; the flows wait for it or report
+"Skipped" (see ``flows/sync.py``).
 
 Entrypoints are module paths (``flows.sync.incremental_sync``) with ``pull: []``: a
 worker imports the installed ``flows`` package, so ``prefect.yaml`` holds no path of
 this machine and serves every host that has nasindex installed and ``NASINDEX_CONFIG``
-set. This module does not import Prefect: writing and checking the file is cheap.
+set. Writing and checking the file does not import Prefect: it is cheap.
 """
 
 from __future__ import annotations
@@ -73,7 +74,10 @@ def _nas_deployment(kind: FlowKind, nas: NasSettings, pool: str) -> dict[str, An
         "entrypoint": kind.entrypoint,
         "parameters": {"nas": nas.id},
         "tags": ["nasindex", f"nas:{nas.id}", f"type:{nas.type}"],
-        "work_pool": {"name": pool, "work_queue_name": None, "job_variables": {}},
+        # One work queue per NAS: a worker on the host that mounts a NAS can take just
+        # that NAS's runs (`prefect worker start --pool P --work-queue ct`); a worker
+        # started without --work-queue takes them all.
+        "work_pool": {"name": pool, "work_queue_name": nas.id, "job_variables": {}},
         "concurrency_limit": {"limit": 1, "collision_strategy": kind.collision},
         "schedules": schedules,
         "pull": [],

@@ -61,7 +61,8 @@ def test_prefect_yaml_has_three_deployments_per_nas_and_no_paths(tmp_path):
     assert sync["parameters"] == {"nas": "gone"}
     assert sync["tags"] == ["nasindex", "nas:gone", "type:dicom-folder"]
     assert sync["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
-    assert sync["work_pool"]["name"] == "nasindex"
+    assert sync["work_pool"] == {"name": "nasindex", "work_queue_name": "gone",
+                                 "job_variables": {}}
     full = by_name[("full_index", "ct")]
     assert full["schedules"] == [] and full["concurrency_limit"]["collision_strategy"] == "ENQUEUE"
     assert ("retry_failed", "ct2") in by_name and ("daily_report", "daily") in by_name
