@@ -110,6 +110,10 @@ def sync_nas(nas: str, kind: Kind, config: str | None, wait_seconds: float) -> S
         if run is not None:
             publish_run_report(run.summary)
         return Failed(message=str(exc))
+    except Exception:  # retries exhausted, or a bug: report what was done, keep the traceback
+        if run is not None:
+            publish_run_report(run.summary)
+        raise
     summary = run.summary
     publish_run_report(summary)
     log.info("%s %s in %.1fs: seen %d, new %d, changed %d, missing %d, failed %d (%.0f files/s)",

@@ -308,6 +308,9 @@ def _bring_up(config: Path, base: Path, children: Children) -> None:
     if not ui:
         say(f"starting the Prefect server (data in {home})")
         start_server(children, {**os.environ, **env}, SERVER_PORT)
+    else:
+        wait_until(lambda: http_ok(f"{api}/health", b"true"), 15,
+                   f"the Prefect server of [prefect] ui_url ({ui})")
     child_env = {**os.environ, **env, "NASINDEX_CONFIG": str(config)}
     prefect_file = base / "prefect.yaml"
     deployments.apply(settings, prefect_file, env)
