@@ -20,6 +20,7 @@ Run: ``uv run python bench/bench_search.py`` (``--quick`` for a small run).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -278,6 +279,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.patients, args.instances, args.repeat, args.slices = 10_000, 100_000, 50, 100
+    # The machine may be shared: the load says how much to trust the figures.
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="nasindex-bench-") as tmp:
         work = Path(tmp)
         targets = [("SQLite", f"sqlite:///{work / 'search.db'}")]
@@ -303,6 +306,7 @@ def main() -> None:
                 server.stop()
         if not args.no_page:
             bench_patient_page(work, args.slices, args.browser)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

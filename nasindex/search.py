@@ -10,8 +10,8 @@ down in the README ("Matching rules"); in short:
   name parts of every PN group (alphabetic, ideographic, phonetic). ``*`` and ``?`` are
   wildcards within one part; a plain word of three or more characters matches inside a
   part; a shorter word only at the start of a part.
-* When few patients match exactly, a typo-tolerant pass adds patients whose name parts
-  are within a small edit distance; they come after every exact match, marked "similar".
+* When no patient matches exactly, a typo-tolerant pass adds patients whose name parts
+  are within a small edit distance, marked "similar" (they would rank after exact ones).
 * Records of one person on several NAS devices (same Patient ID, or same name and birth
   date) are grouped into one result with a row per NAS and the reason; the index itself
   keeps them apart.
@@ -39,7 +39,6 @@ from nasindex.names import edit_distance, name_words, typo_budget, word_trigrams
 from nasindex.paths import display_path, host_path
 
 MIN_FRAGMENT = 3  # a plain word this long matches inside a name part
-FUZZY_BELOW = 10  # the typo-tolerant pass runs when fewer people than this match exactly
 WILDCARDS = re.compile(r"[*?]")
 _DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
 
@@ -414,8 +413,7 @@ def search(engine: Engine, q: SearchQuery) -> SearchResult:
         exact = _candidates(conn, q, conds, _score_expr(conn, q, terms, ident))
         people = _rank(_group(exact), similar=False)
         similar: list[list[Candidate]] = []
-        if q.fuzzy and terms and len(people) < FUZZY_BELOW and (
-                not people or _unknown_words(conn, terms)):
+        if q.fuzzy and terms and not people:  # a fallback: only when nothing matched
             similar = _rank(_group(_similar(conn, q, terms, {c.pk for c in exact})),
                             similar=True)
         page = (people + similar)[q.offset:q.offset + q.limit]
@@ -431,16 +429,6 @@ def search(engine: Engine, q: SearchQuery) -> SearchResult:
     notes = _notes(q, terms, len(people), len(similar))
     return SearchResult([r for p in persons for r in p.records], len(people) + len(similar),
                         persons, len(similar), notes)
-
-
-def _unknown_words(conn: Connection, terms: list[NameTerm]) -> bool:
-    """Is a typed word (one that may have a typo) found in no stored name at all?"""
-    for t in terms:
-        if t.kind != "wildcard" and typo_budget(t.word):
-            stmt = select(Patient.id).where(*_name_conditions(conn, [t])).limit(1)
-            if conn.execute(stmt).first() is None:
-                return True
-    return False
 
 
 def _similar(conn: Connection, q: SearchQuery, terms: list[NameTerm], exclude: set[int]

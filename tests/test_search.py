@@ -18,7 +18,6 @@ from nasindex.contract import InstanceRecord
 from nasindex.index.db import alembic_config, get_engine, migrate
 from nasindex.index.models import Patient
 from nasindex.search import (
-    FUZZY_BELOW,
     NameTerm,
     SearchQuery,
     _name_conditions,
@@ -166,7 +165,6 @@ def test_typos_add_similar_results_after_exact_ones(engine):
 
 
 def test_typo_pass_is_only_a_fallback(engine):
-    assert FUZZY_BELOW > 1
     result = search(engine, SearchQuery(text="john"))  # exact hits: no similar ones added
     assert {p.match for p in result.persons} == {"exact"}
     assert search(engine, SearchQuery(text="zzzzzz")).total == 0
