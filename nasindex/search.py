@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, func, literal, or_, select, text
+from sqlalchemy import and_, case, func, literal, or_, select, text, union
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement, column
 
@@ -237,11 +237,12 @@ def _id_prefix(conn: Connection, value: str) -> ColumnElement[bool]:
 
 
 def _id_condition(conn: Connection, value: str, with_accession: bool) -> ColumnElement[bool]:
-    conds = [_id_prefix(conn, value)]
-    if with_accession:
-        conds.append(Patient.id.in_(select(Study.patient_pk).where(
-            Study.accession_number.in_(_spellings(value)))))
-    return or_(*conds)
+    if not with_accession:
+        return _id_prefix(conn, value)
+    # A union, not an OR: each branch keeps its own index on both databases.
+    return Patient.id.in_(union(
+        select(Patient.id).where(_id_prefix(conn, value)),
+        select(Study.patient_pk).where(Study.accession_number.in_(_spellings(value)))))
 
 
 def _id_score(conn: Connection, value: str) -> ColumnElement[int]:
@@ -305,10 +306,13 @@ def _phrase(s: str) -> str:
 
 def _name_conditions(conn: Connection, terms: list[NameTerm]) -> list[ColumnElement[bool]]:
     conds = [t.condition() for t in terms]
-    if conn.dialect.name == "sqlite":
-        phrases = [p for t in terms for p in t.fts_phrases()]
-        if phrases:
-            conds.insert(0, _fts_condition(conn, " AND ".join(map(_phrase, phrases))))
+    phrases = [p for t in terms for p in t.fts_phrases()]
+    if phrases and conn.dialect.name == "sqlite":
+        conds.insert(0, _fts_condition(conn, " AND ".join(map(_phrase, phrases))))
+    elif phrases:  # PostgreSQL: a LIKE on the literal runs of a wildcard lets the planner
+        # pick the trigram index, which it does not for the regular expression alone
+        conds += [Patient.name_key.like(f"%{_escape_like(p)}%", escape="\\")
+                  for t in terms if t.kind == "wildcard" for p in t.fts_phrases()]
     return conds
 
 
