@@ -139,19 +139,19 @@ class FirebirdJp2(NasType):
             raise NasUnavailable(
                 f"NAS {self.nas_id!r}: image share {self.root} does not exist or is not "
                 "readable. Is it mounted? Mount it or fix 'root' (nothing was changed).")
-        if next(os.scandir(self.root), None) is None:
+        with os.scandir(self.root) as entries:
+            empty = next(entries, None) is None
+        if empty:
             raise NasUnavailable(
                 f"NAS {self.nas_id!r}: image share {self.root} is empty. An unmounted share "
                 "often looks like this; mount it (nothing was changed in the index).")
         from nasindex_firebird_jp2.schema import validate
 
-        try:
+        try:  # closed again: an embedded database admits one process at a time
             problems = validate(self._connection(), self.mapping)
-        except BaseException:
+        finally:
             self._close()
-            raise
         if problems:
-            self._close()
             raise ConfigError(f"NAS {self.nas_id!r}: the mapping does not fit the database: "
                               + "; ".join(problems)
                               + f". Fix the mapping (see `nasindex firebird check "
