@@ -232,14 +232,18 @@ def bench_patient_page(workdir: Path, slices: int, browser: bool) -> None:
     series = DemoSeries("1.2.826.0.1.3680043.8.498.700.2", 1, "AXIAL 0.6mm", slices)
     study = DemoStudy("1.2.826.0.1.3680043.8.498.700.1", "20261101", "101500",
                       "CT CHEST HIGH RES", "CT", "A700", [series])
+    small = DemoStudy("1.2.826.0.1.3680043.8.498.700.3", "20261001", "090000", "CT HEAD",
+                      "CT", "A701", [DemoSeries("1.2.826.0.1.3680043.8.498.700.4", 1,
+                                                "BRAIN", 20)])
     start = time.perf_counter()
-    write_tree(root, [DemoPatient("P700", "LONG^SERIES", "19600101", "F", [study])])
+    write_tree(root, [DemoPatient("P700", "LONG^SERIES", "19600101", "F", [study]),
+                      DemoPatient("P020", "SHORT^SERIES", "19700101", "M", [small])])
     print(f"\nPatient page, {slices}-slice CT series (written in "
           f"{time.perf_counter() - start:.1f}s)")
     config = workdir / "nasindex.toml"
     config.write_text(f'[index]\nurl = "sqlite:///{workdir / "page.db"}"\n'
                       f'[nas.ct]\ntype = "dicom-folder"\nroot = "{root}"\n'
-                      'settle_seconds = 0\ndisplay_root = "\\\\\\\\nas1\\\\ct"\n')
+                      'settle_seconds = 0\nworkers = 1\ndisplay_root = "\\\\\\\\nas1\\\\ct"\n')
     settings = load_settings(config)
     migrate(settings.index.url)
     start = time.perf_counter()
@@ -261,9 +265,10 @@ def bench_patient_page(workdir: Path, slices: int, browser: bool) -> None:
     if browser:
         from browser import time_patient_page
 
-        seconds = time_patient_page(config, "ct", "P700", preview.THUMBS_PER_PAGE)
-        print(f"  in headless Chromium: page opened -> {preview.THUMBS_PER_PAGE} thumbnails "
-              f"on screen in {seconds:.2f} s (target < 2 s)")
+        seconds = time_patient_page(config, "P020", "P700")
+        print(f"  in headless Chromium: 'Open' clicked -> slice view + "
+              f"{preview.THUMBS_PER_PAGE} thumbnails on screen in {seconds:.2f} s "
+              "(target < 2 s)")
 
 
 def main() -> None:
