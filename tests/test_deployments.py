@@ -168,10 +168,8 @@ def instances(s: Settings) -> dict[str, int]:
 
 
 def test_prefect_deployment_run_syncs_the_index_and_publishes_artifacts(stack, client):
-    listed = subprocess.run([*deployments.prefect_cli(), "deployment", "ls"], env=stack.env,
-                            capture_output=True, text=True, timeout=60)
-    for name in deployments.names(stack.settings):
-        assert name in listed.stdout
+    listed = {f"{client.read_flow(d.flow_id).name}/{d.name}" for d in client.read_deployments()}
+    assert listed == set(deployments.names(stack.settings))
     schedules = client.read_deployment_by_name("incremental-sync/ct").schedules
     assert [sc.schedule.interval.total_seconds() for sc in schedules] == [900]
 
@@ -225,32 +223,6 @@ def test_one_run_per_nas_side_by_side_and_a_failing_nas_fails_alone_then_retry(s
     assert instances(stack.settings)["gone"] > 0
 
 
-def test_dashboard_buttons_start_a_deployment_run_after_confirmation(stack, client,
-                                                                     monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("PREFECT_API_URL", stack.api)
-    script = (f"import sys\nsys.path.insert(0, {str(REPO / 'dashboard')!r})\n"
-              "from actions import render_actions\nrender_actions('ct2')\n")
-    app = AppTest.from_string(script, default_timeout=30).run()
-    deployment = client.read_deployment_by_name("retry-failed/ct2")
-
-    def runs() -> list:
-        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-
-        return client.read_flow_runs(deployment_filter=DeploymentFilter(
-            id=DeploymentFilterId(any_=[deployment.id])))
-
-    next(b for b in app.button if b.label == "Retry failed").click().run()
-    assert "failed files of NAS ct2" in app.warning[0].value
-    assert runs() == []  # nothing starts before the confirmation
-    next(b for b in app.button if b.label == "Confirm").click().run()
-    assert not app.error, app.error[0].value if app.error else ""
-    assert "retry-failed/ct2" in app.success[0].value
-    started = runs()
-    assert len(started) == 1 and "dashboard" in started[0].tags  # the worker runs it
-
-
 def test_no_prefect_process_is_left_behind_by_the_children_helper(tmp_path):
     children = service.Children(tmp_path)
     child = children.start("sleeper", ["/bin/sh", "-c", "sleep 60 & sleep 60"], dict(os.environ))
@@ -288,6 +260,8 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
         output = "".join(lines)
         assert "full index of svc1: Completed" in output, output
         assert f"Prefect UI: {ui}" in output
+        if service.DASHBOARD_APP.exists():  # it answered /_stcore/health before this line
+            assert f"dashboard:  http://127.0.0.1:{env['NASINDEX_DASHBOARD_PORT']}" in output
         family = service.descendants(proc.pid)
         assert any(b"worker" in Path(f"/proc/{p}/cmdline").read_bytes() for p in family)
     finally:
@@ -299,3 +273,30 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
     assert output.index("stopping worker") < output.rindex("stopped")
     assert not [p for p in family if service._alive(p)]
     assert instances(load_settings(config))["svc1"] > 0
+
+
+def test_dashboard_buttons_start_a_deployment_run_after_confirmation(stack, client,
+                                                                     monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("PREFECT_API_URL", stack.api)
+    script = (f"import sys\nsys.path.insert(0, {str(REPO / 'dashboard')!r})\n"
+              "from actions import render_actions\nrender_actions('ct2')\n")
+    app = AppTest.from_string(script, default_timeout=30).run()
+    deployment = client.read_deployment_by_name("retry-failed/ct2")
+
+    def runs() -> list:
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+        return client.read_flow_runs(deployment_filter=DeploymentFilter(
+            id=DeploymentFilterId(any_=[deployment.id])))
+
+    next(b for b in app.button if b.label == "Retry failed").click().run()
+    assert "failed files of NAS ct2" in app.warning[0].value
+    assert runs() == []  # nothing starts before the confirmation
+    next(b for b in app.button if b.label == "Confirm").click().run()
+    assert not app.error, app.error[0].value if app.error else ""
+    assert "retry-failed/ct2" in app.success[0].value
+    started = runs()
+    # Last test of the module: the worker picks the run up; teardown stops it all.
+    assert len(started) == 1 and "dashboard" in started[0].tags
