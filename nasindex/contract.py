@@ -93,12 +93,16 @@ class ItemFailure:
 class ScanResult:
     """A listing of a NAS. ``complete`` means every item that exists was listed, so an
     indexed item that is absent is gone; an incremental (cursor) listing is not complete.
-    ``cursor`` is stored after a successful run and handed back to the next ``scan``."""
+    ``cursor`` is stored after a successful run and handed back to the next ``scan``.
+    ``ordered`` promises items in ascending key order (Python ``str`` order, i.e. code
+    points): the engine then merges them with the index in one pass, in memory that does
+    not grow with the NAS, instead of holding every indexed fingerprint in a dict."""
 
     items: Iterable[Fingerprint]
     complete: bool = True
     cursor: str | None = None
     skipped: list[ItemFailure] = field(default_factory=list)
+    ordered: bool = False
 
 
 class NasOptions(BaseModel):

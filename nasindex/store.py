@@ -81,6 +81,29 @@ def known_items(engine: Engine, nas_pk: int) -> dict[str, Known]:
             cursor.close()
 
 
+def known_items_ordered(engine: Engine, nas_pk: int) -> Iterator[Known]:
+    """The same rows in ascending item_key order (code points, as Python compares str),
+    streamed: memory does not grow with the NAS. SQLite compares UTF-8 bytes (the same
+    order) and walks its (nas_id, item_key) index; PostgreSQL sorts with the "C"
+    collation (bytes) and hands rows over through a server-side cursor."""
+    postgres = engine.dialect.name == "postgresql"
+    key = Instance.item_key.collate("C") if postgres else Instance.item_key
+    q = select(Instance.item_key, Instance.size, Instance.mtime_ns, Instance.version,
+               Instance.missing_since.is_not(None)).where(Instance.nas_id == nas_pk
+                                                          ).order_by(key)
+    with engine.connect() as conn:
+        sql = str(q.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        raw = conn.connection.driver_connection
+        cursor = raw.cursor(name="nasindex_known") if postgres else raw.cursor()
+        if postgres:
+            cursor.itersize = 10_000
+        try:
+            cursor.execute(sql)
+            yield from cursor
+        finally:
+            cursor.close()
+
+
 @dataclass(frozen=True, slots=True)
 class KnownError:
     size: int | None

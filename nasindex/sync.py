@@ -153,23 +153,28 @@ class SyncRun:
             multiprocessing.forkserver.ensure_running()
         cursor = store.get_cursor(self.engine, self.nas_pk) if self.kind != Kind.FULL else None
         scan = self.nas.scan(cursor)
-        known = store.known_items(self.engine, self.nas_pk)
-        present = sum(not row[MISSING] for row in known.values())
         errors = store.known_errors(self.engine, self.nas_pk)
-        plan = self._diff(scan.items, known, errors)  # leaves only unlisted items in `known`
+        unlisted = _Unlisted()
+        if scan.ordered:
+            rows = store.known_items_ordered(self.engine, self.nas_pk)
+            pairs = _pair_ordered(scan.items, rows, unlisted)
+        else:
+            known = store.known_items(self.engine, self.nas_pk)
+            pairs = _pair_unordered(scan.items, known, unlisted)
+        plan = self._diff(pairs, errors)
         plan.skipped += len(scan.skipped)
         plan.cursor = scan.cursor
         if scan.complete:
-            plan.gone = [k for k, row in known.items() if not row[MISSING]]
+            plan.gone = unlisted.gone
             plan.errors_gone = [k for k in errors if k not in self._seen_errors]
-            self._check_safe(plan, present)
+            self._check_safe(plan, unlisted.present)
         self.plan_ = plan
         s = self.summary
         s.seen, s.new, s.changed, s.deferred = plan.seen, plan.new, plan.changed, plan.deferred
         s.skipped = plan.skipped
         return plan
 
-    def _diff(self, items, known: dict[str, store.Known],
+    def _diff(self, pairs: Iterable[tuple[Fingerprint, store.Known | None]],
               errors: dict[str, store.KnownError]) -> SyncPlan:
         plan = SyncPlan()
         self._seen_errors: set[str] = set()  # not every key: errors are few, files many
@@ -177,9 +182,8 @@ class SyncRun:
         now = utcnow()
         now_ns = time.time_ns()
         full, retry = self.kind == Kind.FULL, self.kind == Kind.RETRY
-        for fp in items:
+        for fp, old in pairs:
             plan.seen += 1
-            old = known.pop(fp.key, None)  # what is left in `known` at the end is gone
             err = errors.get(fp.key)
             if err is not None:
                 self._seen_errors.add(fp.key)
@@ -299,6 +303,54 @@ class SyncRun:
         if self.plan_ is None:
             raise RuntimeError("plan() must run first")
         return self.plan_
+
+
+@dataclass(slots=True)
+class _Unlisted:
+    """Filled in while a scan is paired with the index: indexed items present before
+    the run, and those the scan did not list (gone, unless already tombstoned)."""
+
+    present: int = 0
+    gone: list[str] = field(default_factory=list)
+
+    def indexed(self, row: store.Known, listed: bool) -> None:
+        if not row[MISSING]:
+            self.present += 1
+            if not listed:
+                self.gone.append(row[0])
+
+
+def _pair_ordered(items: Iterable[Fingerprint], rows: Iterator[store.Known],
+                  unlisted: _Unlisted) -> Iterator[tuple[Fingerprint, store.Known | None]]:
+    """Each listed item with its index row, by merging two key-ordered streams: one
+    pass, and memory for one row instead of a dict of every indexed file."""
+    row, last = next(rows, None), None
+    for fp in items:
+        if last is not None and fp.key <= last:
+            raise NasIndexError(f"The listing is not in key order ({last!r} came before "
+                                f"{fp.key!r}): a bug in this NAS type. Nothing was changed.")
+        last = fp.key
+        while row is not None and row[0] < fp.key:
+            unlisted.indexed(row, listed=False)
+            row = next(rows, None)
+        if row is not None and row[0] == fp.key:
+            unlisted.indexed(row, listed=True)
+            yield fp, row
+            row = next(rows, None)
+        else:
+            yield fp, None
+    while row is not None:
+        unlisted.indexed(row, listed=False)
+        row = next(rows, None)
+
+
+def _pair_unordered(items: Iterable[Fingerprint], known: dict[str, store.Known],
+                    unlisted: _Unlisted) -> Iterator[tuple[Fingerprint, store.Known | None]]:
+    """Each listed item with its index row, from a dict of every indexed item."""
+    unlisted.present = sum(not row[MISSING] for row in known.values())
+    for fp in items:
+        yield fp, known.pop(fp.key, None)  # what is left in `known` at the end is gone
+    unlisted.gone = [k for k, row in known.items() if not row[MISSING]]
 
 
 def _batch_id(batch: Sequence[Fingerprint]) -> tuple[str, int]:

@@ -61,27 +61,28 @@ class DicomFolder(NasType):
     def scan(self, cursor: str | None = None) -> ScanResult:
         skipped: list[ItemFailure] = []
         return ScanResult(items=self._walk(self.root, "", skipped), complete=True,
-                          skipped=skipped)
+                          skipped=skipped, ordered=True)
 
     def _walk(self, folder: Path, prefix: str, skipped: list[ItemFailure]
               ) -> Iterator[Fingerprint]:
+        """Depth first, in key order: a folder's entries sorted by name, a sub-folder's
+        name with its "/" (so "a.dcm" < "a/b.dcm", as the keys compare)."""
         follow = self.options.follow_symlinks
-        with os.scandir(folder) as entries:
-            subdirs = []
-            for entry in entries:
-                rel = prefix + entry.name
-                if entry.is_dir(follow_symlinks=follow):
-                    subdirs.append(entry)
-                    continue
-                if not entry.is_file(follow_symlinks=follow):
-                    continue
-                st = entry.stat(follow_symlinks=follow)
-                if entry.name.lower() in NOT_IMAGES or st.st_size == 0:
-                    skipped.append(ItemFailure(rel, rel, "not an image", skipped=True))
-                    continue
-                yield Fingerprint(rel, rel, st.st_size, st.st_mtime_ns)
-        for entry in subdirs:
-            yield from self._walk(Path(entry.path), prefix + entry.name + "/", skipped)
+        with os.scandir(folder) as listing:
+            entries = sorted(((e.name + "/" if e.is_dir(follow_symlinks=follow) else e.name, e)
+                              for e in listing), key=lambda pair: pair[0])
+        for name, entry in entries:
+            rel = prefix + name
+            if name.endswith("/"):
+                yield from self._walk(Path(entry.path), rel, skipped)
+                continue
+            if not entry.is_file(follow_symlinks=follow):
+                continue
+            st = entry.stat(follow_symlinks=follow)
+            if name.lower() in NOT_IMAGES or st.st_size == 0:
+                skipped.append(ItemFailure(rel, rel, "not an image", skipped=True))
+                continue
+            yield Fingerprint(rel, rel, st.st_size, st.st_mtime_ns)
 
     def read(self, batch: Sequence[Fingerprint]) -> list[InstanceRecord | ItemFailure]:
         return [self._read_one(fp) for fp in batch]
