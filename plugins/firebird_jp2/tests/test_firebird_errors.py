@@ -73,7 +73,7 @@ def test_each_bad_row_is_an_error_row_and_the_run_goes_on(tmp_path: Path) -> Non
     assert (summary.status, summary.indexed, summary.failed) == ("succeeded", 1, 11)
     reasons = dict(dump(settings)["errors"])
     expected = {
-        "2": "file missing",
+        "2#file-missing": "file missing",
         "3": "unreadable: Is a directory",
         "4": "not JPEG 2000",
         "5": "broken JP2 file",

@@ -4,6 +4,7 @@ mapping alone; incremental sync on a live database; tombstones; snapshot reads."
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from fb_support import (
     PASSWORD_ENV,
     VENDOR_B_MAPPING,
+    dump,
     make_reference_nas,
     make_vendor_b,
     write_config,
@@ -160,10 +162,25 @@ def test_reconciliation_tombstones_deleted_rows_and_rereads_replaced_files(
     folder, name = cur.fetchone()
     replaced = nas.root / folder.replace("\\", "/") / name
     replaced.write_bytes(replaced.read_bytes())
+    # A file gone from the share while its row stays.
+    cur.execute("SELECT S.STORAGE_DIR, I.FILE_NAME FROM IMAGE I JOIN SERIES S ON "
+                "S.SERIES_KEY = I.SERIES_KEY WHERE I.IMAGE_KEY = 2")
+    folder, name = cur.fetchone()
+    vanished = nas.root / folder.replace("\\", "/") / name
+    kept = vanished.read_bytes(), vanished.stat().st_mtime_ns
+    vanished.unlink()
 
     summary = run_sync(settings, "pacs", Kind.INCREMENTAL)
 
-    assert (summary.missing, summary.changed, summary.new) == (2, 1, 0)
-    assert _keys(settings, missing=True) == {str(k) for k, _, _ in gone}
-    assert len(_keys(settings)) == nas.images - 2
+    # missing: 2 rows + 1 file; changed: the replaced file; new + failed: the error item
+    assert (summary.missing, summary.changed, summary.new, summary.failed) == (3, 1, 1, 1)
+    assert _keys(settings, missing=True) == {str(k) for k, _, _ in gone} | {"2"}
+    assert len(_keys(settings)) == nas.images - 3
+    assert dump(settings)["errors"] == [("2#file-missing", "file missing")]
+
+    vanished.write_bytes(kept[0])  # the share comes back
+    os.utime(vanished, ns=(kept[1], kept[1]))
+    back = run_sync(settings, "pacs", Kind.INCREMENTAL)
+    assert (back.revived, back.missing, back.failed) == (1, 0, 0)
+    assert dump(settings)["errors"] == [] and "2" in _keys(settings)
     nas.con.close()

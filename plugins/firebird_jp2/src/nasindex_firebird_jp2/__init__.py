@@ -48,6 +48,8 @@ from nasindex_firebird_jp2.rows import BadRow, RowReader, derived_uid, integer, 
 
 __all__ = ["FirebirdJp2", "FirebirdJp2Options"]
 
+MISSING_FILE = "#file-missing"  # suffix of the error key of a row whose file is gone
+
 
 class FirebirdJp2Options(NasOptions):
     database: str  # local file (embedded engine) or host[/port]:path (server)
@@ -236,7 +238,11 @@ class FirebirdJp2(NasType):
         try:
             st = os.stat(f"{self._root}/{rel_path}")
         except FileNotFoundError:
-            return RowFingerprint(key, rel_path, -1, 0, version, row, "file missing")
+            # Listed under its own key: the image itself goes unlisted, so a complete
+            # listing tombstones it (under the engine's vanished-share guard), while
+            # the error row says why; both clear when the file is back.
+            return RowFingerprint(key + MISSING_FILE, rel_path, -1, 0, version, row,
+                                  "file missing")
         except OSError as exc:
             return RowFingerprint(key, rel_path, -1, 0, version, row,
                                   f"unreadable: {exc.strerror or exc}")
