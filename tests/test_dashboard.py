@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "dashboard"))
 import dash_preview  # noqa: E402  (dashboard/ is not a package: the app puts it on sys.path)
 
 SLICES = 14  # more than one page of thumbnails
+FLOW_RUN = "0d8c2f4e-1111-4a2b-9c3d-5e6f7a8b9c0d"
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +44,11 @@ def demo(tmp_path_factory) -> Path:
         # a 60 ms interval: stale (older than twice that) a moment after its sync
         "ct2": {"type": "dicom-folder", "root": str(base / "ct2"), "sync_minutes": 0.001},
     })
+    with config.open("a", encoding="utf-8") as f:  # runs link to the Prefect UI
+        f.write('\n[prefect]\nui_url = "http://prefect.example:4200/"\n')
     migrate(settings.index.url)
-    for nas in ("ct", "ct2"):
-        run_sync(settings, nas, "full")
+    run_sync(settings, "ct", "full", flow_run_id=FLOW_RUN)
+    run_sync(settings, "ct2", "full")
     return config
 
 
@@ -145,8 +148,10 @@ def test_health_shows_stale_nas_errors_and_runs(app):
     errors = at.dataframe[-1].value
     assert list(errors["path"]) == ["PAT00001/broken.dcm"]
     assert "truncated" in errors["reason"].iloc[0]
-    runs = at.dataframe[1].value
-    assert set(runs["nas"]) == {"ct", "ct2"} and (runs["status"] == "succeeded").all()
+    runs = at.dataframe[1].value.set_index("nas")
+    assert set(runs.index) == {"ct", "ct2"} and (runs["status"] == "succeeded").all()
+    assert runs.loc["ct", "prefect"] == f"http://prefect.example:4200/runs/flow-run/{FLOW_RUN}"
+    assert any(FLOW_RUN in m for m in _texts(at, "markdown"))  # the ct expander's link
 
 
 @pytest.mark.parametrize("problem", ["no config", "not migrated", "empty"])
