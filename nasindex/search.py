@@ -17,8 +17,9 @@ down in the README ("Matching rules"); in short:
   keeps them apart.
 
 The SQL narrows candidates with an index (SQLite FTS5 trigram, PostgreSQL pg_trgm, see
-migration 0002) and applies the exact rule, so both databases return the same rows;
-ranking, grouping and paging run on those rows in Python, identically for both.
+migration 0002) and applies the exact rule and the scores, so both databases return the
+same rows; grouping, ordering and paging run on those rows in Python, identically for
+both.
 """
 
 from __future__ import annotations
