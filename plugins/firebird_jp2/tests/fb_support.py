@@ -26,7 +26,8 @@ from nasindex.index.models import Instance, ItemError, Patient, Series, Study
 from nasindex_firebird_jp2.demo import Keys, apply_ddl, create_database, reference_ddl
 from nasindex_firebird_jp2.demo import write_patients as write_reference
 
-FB_LIB = Path("/usr/lib/x86_64-linux-gnu/firebird/3.0")
+FB_LIB = next(iter(sorted(Path("/usr/lib").glob("*/firebird/3.0"))),
+              Path("/usr/lib/x86_64-linux-gnu/firebird/3.0"))  # Debian's multiarch folder
 FB_SERVER = Path("/usr/sbin/firebird")
 ISQL = shutil.which("isql-fb") or "/usr/bin/isql-fb"
 PASSWORD_ENV = "NASINDEX_TEST_FB_PASSWORD"
@@ -74,7 +75,7 @@ def _as_firebird(root: Path) -> dict:
 def firebird_server() -> Iterator[FirebirdServer]:
     """A Firebird 3 server on 127.0.0.1 (own port) running as the ``firebird`` user,
     stopped at the end of the session. Fails, never skips, if it cannot start."""
-    if not FB_SERVER.exists() or not Path(ISQL).exists():
+    if not FB_SERVER.exists() or not Path(ISQL).exists() or not FB_LIB.is_dir():
         pytest.fail("Firebird server binaries are missing: run scripts/install-system-deps.sh "
                     "(Debian packages firebird3.0-server, firebird3.0-utils).")
     if os.geteuid() != 0:
