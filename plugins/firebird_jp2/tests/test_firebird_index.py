@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import fdb
@@ -16,6 +17,7 @@ from nasindex.demo import DemoPatient, DemoSeries, DemoStudy
 from nasindex.registry import open_nas
 from nasindex.sync import Kind, run_sync
 from nasindex_firebird_jp2.connection import client_library
+from nasindex_firebird_jp2.mapping import reference_file
 from nasindex_firebird_jp2.rows import derived_uid
 
 JOERG = DemoPatient("PAT77001", "MÜLLER^JÖRG", "19580412", "M", [
@@ -108,3 +110,36 @@ def test_rerun_is_idempotent_and_nothing_new_reads_nothing(tmp_path: Path,
     full = run_sync(settings, "pacs", Kind.FULL)
     assert full.indexed == embedded_nas.images
     assert dump(settings) == before  # same UIDs, same rows: derived UIDs are stable
+
+
+def test_rising_key_cursor_from_an_inline_mapping(tmp_path: Path, embedded_nas) -> None:
+    """The mapping as a table in the NAS config; a rising-key cursor with an overlap
+    finds a row committed late with a lower key, and only a reconciliation finds one
+    older than the overlap."""
+    mapping = tomllib.loads(reference_file("mapping.toml").read_text(encoding="utf-8"))
+    mapping["cursor"] = {"column": "IMAGE_KEY", "kind": "key", "overlap": 5}
+    settings = write_config(tmp_path / "nasindex.toml", {"pacs": {
+        "type": "firebird-jp2", "root": str(embedded_nas.root),
+        "database": embedded_nas.database, "mapping": mapping, "reconcile_minutes": 60}})
+    top = embedded_nas.images  # keys run 1..images
+    cur = embedded_nas.con.cursor()
+    cur.execute("SELECT I.SERIES_KEY, S.STORAGE_DIR, I.FILE_NAME, I.FILE_SIZE FROM IMAGE I "
+                "JOIN SERIES S ON S.SERIES_KEY = I.SERIES_KEY WHERE I.IMAGE_KEY = 1")
+    series_key, folder, name, size = cur.fetchone()
+
+    def add(key: int) -> None:
+        cur.execute("INSERT INTO IMAGE VALUES (?, ?, NULL, ?, ?, ?, 32, 32, CURRENT_TIMESTAMP)",
+                    (key, series_key, key, name, size))  # same file: fine for the index
+        embedded_nas.con.commit()
+
+    assert run_sync(settings, "pacs", Kind.INCREMENTAL).new == top
+    add(top + 10)
+    assert run_sync(settings, "pacs", Kind.INCREMENTAL).new == 1
+    add(top + 7)  # committed late, inside the overlap below the highest key seen
+    add(top + 2)  # older than the overlap
+    embedded_nas.con.close()  # one process at a time on an embedded file
+    window = run_sync(settings, "pacs", Kind.INCREMENTAL)
+    keys = {k for k, *_ in dump(settings)["instances"]}
+    assert window.new == 1 and str(top + 7) in keys and str(top + 2) not in keys
+    assert run_sync(settings, "pacs", Kind.FULL).new == 1
+    assert str(top + 2) in {k for k, *_ in dump(settings)["instances"]}

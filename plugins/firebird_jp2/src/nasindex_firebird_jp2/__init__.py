@@ -18,7 +18,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,7 @@ class FirebirdJp2(NasType):
             return [None] * len(rows)
         if self.mapping.cursor.kind == "key":
             return [integer(r[i]) for r in rows]
-        return [r[i] for r in rows]
+        return [_as_datetime(r[i]) for r in rows]
 
     def _parse_stamp(self, stamp: str) -> Any:
         return int(stamp) if self.mapping.cursor.kind == "key" else \
@@ -355,6 +356,13 @@ def _version(row: tuple, stamp: Any) -> str:
     stamp); a short digest, so no readable data lands in the index."""
     digest = hashlib.blake2b(repr(row).encode(), digest_size=8).hexdigest()
     return f"{_dump_stamp(stamp) if stamp is not None else ''}|{digest}"
+
+
+def _as_datetime(value: Any) -> Any:
+    """A DATE cursor column compares with the stored stamp as a datetime."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, dt_time())
+    return value
 
 
 def _dump_stamp(stamp: Any) -> str:
