@@ -172,12 +172,24 @@ class NameTerm:
                 best = max(best, 1)
         return best
 
-    def distance(self, parts: list[str]) -> int | None:
-        """Edits to the nearest part, within this word's typo budget; None if too far."""
+    def distance(self, parts: list[str], memo: dict[tuple[str, str], int] | None = None
+                 ) -> int | None:
+        """Edits to the nearest part, within this word's typo budget; None if too far.
+        ``memo`` remembers word/part distances across the candidates of one search
+        (names share parts: many candidates are 'maria' or 'john')."""
         budget = typo_budget(self.word) if self.kind != "wildcard" else 0
         if budget == 0:
             return None
-        best = min((edit_distance(self.word, p, budget) for p in parts), default=budget + 1)
+        memo = {} if memo is None else memo
+        best = budget + 1
+        for part in parts:
+            d = memo.get((self.word, part))
+            if d is None:
+                # Each letter of the word that the part lacks costs at least one edit.
+                cheap = len(set(self.word) - set(part)) > budget
+                d = budget + 1 if cheap else edit_distance(self.word, part, budget)
+                memo[(self.word, part)] = d
+            best = min(best, d)
         return best if best <= budget else None
 
 
@@ -453,6 +465,7 @@ def _similar(conn: Connection, q: SearchQuery, terms: list[NameTerm], exclude: s
         conds += [or_(*(Patient.name_key.like(f"%{_escape_like(t)}%", escape="\\")
                         for t in g)) for g in groups]
     found = []
+    memo: dict[tuple[str, str], int] = {}
     for c in _candidates(conn, q, conds):
         if c.pk in exclude:
             continue
@@ -461,7 +474,7 @@ def _similar(conn: Connection, q: SearchQuery, terms: list[NameTerm], exclude: s
         for t in terms:
             if t.score(parts):
                 continue
-            d = t.distance(parts)
+            d = t.distance(parts, memo)
             if d is None:
                 break
             total += d
