@@ -23,6 +23,7 @@ from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
+import fdb
 import numpy as np
 from pydantic import Field
 
@@ -120,12 +121,13 @@ class FirebirdJp2(NasType):
         return state
 
     # -- connection ----------------------------------------------------------------
-    def connect(self):
+    def connect(self) -> fdb.Connection:
+        """A new read-only connection (the caller closes it); NasUnavailable if none."""
         o = self.options
         return connect(self.nas_id, o.database, o.user, o.password_env, o.charset,
                        o.fb_library, self.root)
 
-    def _connection(self):
+    def _connection(self) -> fdb.Connection:
         if self._con is None:
             self._con = self.connect()
         return self._con
