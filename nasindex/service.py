@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -301,23 +302,17 @@ def _bring_up(config: Path, base: Path, children: Children) -> None:
     say(f"index ready ({len(settings.nas)} NAS: {', '.join(settings.nas)})")
     home = base / ".run" / "prefect"
     home.mkdir(parents=True, exist_ok=True)
-    ui = settings.prefect.ui_url
-    api = f"{ui.rstrip('/')}/api" if ui else f"http://127.0.0.1:{SERVER_PORT}/api"
-    env = prefect_env(home, api)
+    ui_url = _prefect_server(settings.prefect.ui_url, children, home)
+    env = prefect_env(home, f"{ui_url}/api")
     os.environ.update(env)  # this process talks to the same API
-    if not ui:
-        say(f"starting the Prefect server (data in {home})")
-        start_server(children, {**os.environ, **env}, SERVER_PORT)
-    else:
-        wait_until(lambda: http_ok(f"{api}/health", b"true"), 15,
-                   f"the Prefect server of [prefect] ui_url ({ui})")
-    child_env = {**os.environ, **env, "NASINDEX_CONFIG": str(config)}
+    # PREFECT_UI_URL: Prefect's own setting for links to runs; the dashboard may use it.
+    child_env = {**os.environ, **env, "NASINDEX_CONFIG": str(config),
+                 "PREFECT_UI_URL": ui_url}
     prefect_file = base / "prefect.yaml"
     deployments.apply(settings, prefect_file, env)
     say(f"deployments applied from {prefect_file}: {len(deployments.names(settings))}")
     start_worker(children, child_env, settings.prefect.work_pool)
     dashboard = start_dashboard(children, child_env, DASHBOARD_PORT)
-    ui_url = ui or f"http://127.0.0.1:{SERVER_PORT}"
     say(f"Prefect UI: {ui_url}")
     say(f"dashboard:  {dashboard or '(not available yet)'}")
     todo = empty_nas(settings)
@@ -326,6 +321,27 @@ def _bring_up(config: Path, base: Path, children: Children) -> None:
         first_full_index(todo)
     say(f"ready in {time.monotonic() - started:.0f}s. Prefect UI: {ui_url}  dashboard: "
         f"{dashboard or '-'}  (Ctrl-C stops everything)")
+
+
+def _prefect_server(ui: str | None, children: Children, home: Path) -> str:
+    """The UI URL of the Prefect server to use: ``[prefect] ui_url`` if it answers; else a
+    local server started here (on ui_url's port if that is a local address)."""
+    if ui:
+        ui = ui.rstrip("/")
+        if http_ok(f"{ui}/api/health", b"true"):
+            say(f"using the Prefect server at {ui}")
+            return ui
+        parts = urllib.parse.urlsplit(ui)
+        if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
+            raise ServiceError(f"the Prefect server of [prefect] ui_url ({ui}) does not "
+                               "answer; start it, or remove ui_url to run a local one.")
+        port = parts.port
+    else:
+        port = SERVER_PORT
+    say(f"starting the Prefect server (data in {home})")
+    env = prefect_env(home, f"http://127.0.0.1:{port}/api")
+    start_server(children, {**os.environ, **env}, port)
+    return f"http://127.0.0.1:{port}"
 
 
 def _watch(children: Children) -> None:
