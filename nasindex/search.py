@@ -134,7 +134,13 @@ class NameTerm:
     def condition(self) -> ColumnElement[bool]:
         """The exact rule on ``patient.name_key`` (parts between single spaces)."""
         if self.kind == "wildcard":
-            return Patient.name_key.regexp_match(f" {_wildcard_regex(self.word)} ")
+            core = self.word.strip("*")
+            if WILDCARDS.search(core):  # inside the word: only a regex keeps it in one part
+                return Patient.name_key.regexp_match(f" {_wildcard_regex(self.word)} ")
+            # Only leading/trailing '*': the same rule as a LIKE, no regex per row.
+            lead = "%" if self.word.startswith("*") else "% "
+            trail = "%" if self.word.endswith("*") else " %"
+            return Patient.name_key.like(f"{lead}{_escape_like(core)}{trail}", escape="\\")
         lead = "%" if self.kind == "fragment" else "% "
         return Patient.name_key.like(f"{lead}{_escape_like(self.word)}%", escape="\\")
 
