@@ -8,6 +8,7 @@ from pathlib import Path
 
 import fdb
 import numpy as np
+import pytest
 from fb_support import dump, make_reference_nas, write_config
 from PIL import Image
 from typer.testing import CliRunner
@@ -143,3 +144,15 @@ def test_rising_key_cursor_from_an_inline_mapping(tmp_path: Path, embedded_nas) 
     assert window.new == 1 and str(top + 7) in keys and str(top + 2) not in keys
     assert run_sync(settings, "pacs", Kind.FULL).new == 1
     assert str(top + 2) in {k for k, *_ in dump(settings)["instances"]}
+
+
+@pytest.mark.parametrize("charset", ["UTF8", "ISO8859_1"])
+def test_connection_charset_keeps_accented_names(tmp_path: Path, embedded_nas,
+                                                 charset: str) -> None:
+    embedded_nas.con.close()
+    settings = write_config(tmp_path / "nasindex.toml", {"pacs": {
+        "type": "firebird-jp2", "root": str(embedded_nas.root),
+        "database": embedded_nas.database, "charset": charset}})
+    nas = open_nas(settings.get_nas("pacs"))
+    names = {r.patient_name for r in nas.read(list(nas.scan(None).items))}
+    assert names == {"MÜLLER^José", "GARCÍA^María", "NGUYEN^Ingrid"}
