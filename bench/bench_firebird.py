@@ -131,7 +131,8 @@ def main() -> None:
 def run(work: Path, args) -> None:
     t, (root, db, n) = timed(build, work, args.images, args.size)
     print(f"built {n} image rows + lossless 16-bit JP2 files ({args.size}x{args.size}) "
-          f"in {t:.1f}s; {os.cpu_count()} CPUs, workers={args.workers}")
+          f"in {t:.1f}s; {os.cpu_count()} CPUs, workers={args.workers}, "
+          f"load average {os.getloadavg()[0]:.1f} (a shared machine: compare ratios)")
     bare_loop(root, db)  # warm the page cache and the engine once
     bare, ours, cli = [], [], []
     for i in range(args.repeat):
@@ -173,6 +174,7 @@ def run(work: Path, args) -> None:
     print(f"nasindex index command (start-up incl.):     {_range(cli)} rows/s")
     print(f"ratio nasindex / bare loop (median of {args.repeat} adjacent pairs): {ratio:.2f}  "
           "(target >= 0.8)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     for label, times in incremental.items():
         print(f"no-change incremental sync, {label}: "
               f"{min(times):.2f}-{max(times):.2f} s over {n} rows  (target <= 2 s)")
