@@ -161,7 +161,7 @@ def ensure_work_pool(name: str, api_url: str | None) -> bool:
     pool are kept). True if created. Through the API: the CLI costs seconds a call."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.workers.process import ProcessWorker
 
@@ -172,8 +172,11 @@ def ensure_work_pool(name: str, api_url: str | None) -> bool:
             return False
         except ObjectNotFound:
             template = ProcessWorker.get_default_base_job_template()
-            client.create_work_pool(WorkPoolCreate(name=name, type="process",
-                                                   base_job_template=template))
+            try:
+                client.create_work_pool(WorkPoolCreate(name=name, type="process",
+                                                       base_job_template=template))
+            except ObjectAlreadyExists:  # a worker starting just now made it
+                return False
             return True
 
 

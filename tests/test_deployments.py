@@ -127,8 +127,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
            "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"}
     try:
         api = service.start_server(children, env, port)
-        deployments.apply(s, base / "prefect.yaml", env)
+        # The worker starts (and creates its pool) while `prefect deploy` runs: 2 cores.
         service.start_worker(children, {**env, "NASINDEX_CONFIG": str(s.path)}, "nasindex")
+        deployments.apply(s, base / "prefect.yaml", env)
         yield Stack(s, base, api, env)
     finally:
         children.stop_all()  # worker first, then the server
@@ -136,7 +137,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 if "prefect" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(stack: Stack):
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -167,58 +168,80 @@ def instances(s: Settings) -> dict[str, int]:
     return {r["nas"]: r["instances"] for r in nas_status(get_engine(s.index.url))}
 
 
-def test_prefect_deployment_run_syncs_the_index_and_publishes_artifacts(stack, client):
+@dataclass
+class Wave:
+    """Runs started together: `prefect deployment run incremental-sync/ct` (a new patient
+    is on the share), two runs of incremental-sync/ct2, and one of a NAS with no root."""
+
+    ct: UUID
+    ct2: tuple[UUID, UUID]
+    gone: UUID
+    states: dict[UUID, object]
+    patient: object
+    before: int
+
+
+@pytest.fixture(scope="module")
+def wave(stack: Stack, client) -> Wave:
+    before = instances(stack.settings)["ct"]
+    patient = demo_patients(2, slices=2)[1]  # a new patient with new studies on the share
+    write_tree(stack.base / "ct", [patient], size=16)
+    age(stack.base / "ct" / patient.patient_id)
+    ct2 = (start(client, "incremental-sync/ct2").id, start(client, "incremental-sync/ct2").id)
+    gone = start(client, "incremental-sync/gone").id
+    out = subprocess.run([*deployments.prefect_cli(), "deployment", "run",
+                          "incremental-sync/ct"], env=stack.env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    ct = UUID(re.search(r"UUID: ([0-9a-f-]{36})", out.stdout).group(1))
+    states = wait_final(client, [ct, *ct2, gone])
+    return Wave(ct, ct2, gone, states, patient, before)
+
+
+def test_prefect_deployment_run_syncs_the_index_and_publishes_artifacts(stack, client, wave):
     listed = {f"{client.read_flow(d.flow_id).name}/{d.name}" for d in client.read_deployments()}
     assert listed == set(deployments.names(stack.settings))
     schedules = client.read_deployment_by_name("incremental-sync/ct").schedules
     assert [sc.schedule.interval.total_seconds() for sc in schedules] == [900]
 
-    before = instances(stack.settings)["ct"]
-    patient = demo_patients(2, slices=2)[1]  # a new patient with new studies on the share
-    write_tree(stack.base / "ct", [patient], size=16)
-    age(stack.base / "ct" / patient.patient_id)
-    out = subprocess.run([*deployments.prefect_cli(), "deployment", "run",
-                          "incremental-sync/ct"], env=stack.env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
-    run_id = UUID(re.search(r"UUID: ([0-9a-f-]{36})", out.stdout).group(1))
-    state = wait_final(client, [run_id])[run_id]
+    state = wave.states[wave.ct]
     assert state.type.value == "COMPLETED", state.message
-    assert instances(stack.settings)["ct"] > before
+    assert instances(stack.settings)["ct"] > wave.before
 
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     arts = client.read_artifacts(artifact_filter=ArtifactFilter(
-        flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+        flow_run_id=ArtifactFilterFlowRunId(any_=[wave.ct])))
     assert {(a.type, a.key) for a in arts} == {("markdown", "ct-incremental-report"),
                                                ("table", "ct-incremental-new-studies")}
     table = next(a for a in arts if a.type == "table").data
-    assert '"modality": "CT"' in table and f'"new_studies": {len(patient.studies)}' in table
+    assert '"modality": "CT"' in table
+    assert f'"new_studies": {len(wave.patient.studies)}' in table
 
 
-def test_one_run_per_nas_side_by_side_and_a_failing_nas_fails_alone_then_retry(stack,
-                                                                               client):
+def test_one_run_per_nas_at_a_time_while_nas_devices_run_side_by_side(wave):
+    # Two runs of one NAS at once: one runs, the other is cancelled, visibly.
+    pair = sorted((wave.states[r].type.value, wave.states[r].message or "") for r in wave.ct2)
+    assert pair[0][0] == "CANCELLED" and "concurrency limit" in pair[0][1].lower()
+    assert pair[1][0] == "COMPLETED"
+    # ct ran in the same wave, unhindered by ct2's runs.
+    assert wave.states[wave.ct].type.value == "COMPLETED"
+
+
+def test_failing_nas_fails_alone_and_an_admin_retry_succeeds(stack, client, wave):
     from prefect.states import Scheduled
 
-    first, second = start(client, "incremental-sync/ct"), start(client, "incremental-sync/ct")
-    other, bad = start(client, "incremental-sync/ct2"), start(client, "incremental-sync/gone")
-    states = wait_final(client, [first.id, second.id, other.id, bad.id])
-    # Two runs of one NAS at once: one runs, the other is cancelled, visibly.
-    ct = sorted((states[r.id].type.value, states[r.id].message or "") for r in (first, second))
-    assert ct[0][0] == "CANCELLED" and "concurrency limit" in ct[0][1].lower()
-    assert ct[1][0] == "COMPLETED"
-    # Another NAS runs alongside; a NAS whose root is missing fails alone, saying why.
-    assert states[other.id].type.value == "COMPLETED"
-    failed = states[bad.id]
+    failed = wave.states[wave.gone]
     assert failed.type.value == "FAILED"
     assert "'gone'" in failed.message and "does not exist" in failed.message
+    assert wave.states[wave.ct].type.value == "COMPLETED"  # the others were not held back
 
     tree(stack.base / "gone")  # the share is mounted again
     # What the Prefect UI's "Retry" button sends for a failed deployment run.
-    client.set_flow_run_state(bad.id, Scheduled(name="AwaitingRetry",
-                                                message="Retry from the UI"), force=True)
+    client.set_flow_run_state(wave.gone, Scheduled(name="AwaitingRetry",
+                                                   message="Retry from the UI"), force=True)
     time.sleep(1)
-    retried = wait_final(client, [bad.id])[bad.id]
+    retried = wait_final(client, [wave.gone])[wave.gone]
     assert retried.type.value == "COMPLETED", retried.message
     assert instances(stack.settings)["gone"] > 0
 
