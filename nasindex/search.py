@@ -205,6 +205,11 @@ def _escape_like(word: str, escape: str = "\\") -> str:
     return word
 
 
+def _glob_escape(word: str) -> str:
+    """A typed wildcard word as a SQLite GLOB: * and ? stay, [ and ] become literal."""
+    return "".join(f"[{ch}]" if ch in "[]" else ch for ch in word)
+
+
 def _wildcard_regex(word: str) -> str:
     """``*``/``?`` to a regex confined to one part; the same syntax in Python and PostgreSQL."""
     out = []
@@ -326,6 +331,12 @@ def _phrase(s: str) -> str:
 def _name_conditions(conn: Connection, terms: list[NameTerm]) -> list[ColumnElement[bool]]:
     conds = [t.condition() for t in terms]
     phrases = [p for t in terms for p in t.fts_phrases()]
+    if conn.dialect.name == "sqlite":
+        # SQLite runs REGEXP as a Python call per row: a GLOB (C, a superset: its * may
+        # span parts) first leaves the regex only the rows that nearly match.
+        conds[:0] = [Patient.name_key.op("GLOB")(f"* {_glob_escape(t.word)} *")
+                     for t in terms if t.kind == "wildcard" and WILDCARDS.search(
+                         t.word.strip("*"))]
     if phrases and conn.dialect.name == "sqlite":
         conds.insert(0, _fts_condition(conn, " AND ".join(map(_phrase, phrases))))
     elif phrases:  # PostgreSQL: a LIKE on the literal runs of a wildcard lets the planner
