@@ -8,7 +8,9 @@ logs with the NAS and run id, states that say what happened, and run-report arti
 Batches run one after another in the flow's thread (a plain task call): each batch is
 already read in parallel by the engine's process pool, and the index takes one writer
 at a time anyway. The SyncRun object is passed between tasks, so the tasks do not cache
-(``NO_CACHE``): their inputs are live objects, not values.
+(``NO_CACHE``): their inputs are live objects, not values. Measured on 2 cores, 5,872
+files in 12 batch tasks: engine time 2.2 s in the flow vs 2.4 s for the CLI's
+``run_sync`` (warm); a flow run adds about 1 s in all, not per batch.
 """
 
 from __future__ import annotations
