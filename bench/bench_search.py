@@ -115,8 +115,14 @@ def _bulk_insert(engine: Engine, nas, pat, stu, ser, ins) -> None:
                 marks = ", ".join("?" * len(names.split(",")))
                 cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
         raw.commit()
-        cur.execute("ANALYZE")
-        raw.commit()
+        if engine.dialect.name == "postgresql":
+            # As autovacuum would after a load: hint bits set, GIN pending list merged,
+            # statistics current (else the first queries pay for all three).
+            raw.driver_connection.autocommit = True
+            cur.execute("VACUUM ANALYZE")
+        else:
+            cur.execute("ANALYZE")
+            raw.commit()
     finally:
         raw.close()
 
