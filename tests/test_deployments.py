@@ -5,6 +5,7 @@ and an admin's retry succeeds, and the dashboard's buttons start deployment runs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -288,9 +289,17 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
         family = service.descendants(proc.pid)
         assert any(b"worker" in Path(f"/proc/{p}/cmdline").read_bytes() for p in family)
     finally:
+        started = [proc.pid, *service.descendants(proc.pid)]
         proc.send_signal(signal.SIGINT)  # Ctrl-C
-        proc.wait(60)
-        reader.join(10)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:  # never leave a stack behind, even on failure
+            for pid in started:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            raise
+        finally:
+            reader.join(10)
     output = "".join(lines)
     assert proc.returncode == 0, output
     assert output.index("stopping worker") < output.rindex("stopped")
