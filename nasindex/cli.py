@@ -296,7 +296,8 @@ def _safe_url(url: str) -> str:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click hands back typer.Exit's code instead of exiting.
+        code = app(standalone_mode=False)
     except NasIndexError as exc:
         err.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
@@ -312,6 +313,8 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -98,3 +98,12 @@ def test_a_broken_plugin_is_listed_and_the_others_keep_working(tmp_path: Path,
     assert "tape" in out and "No module named 'does_not_exist'" in out
     hits = json.loads(nasindex("search", "muller", "--json", cwd=demo_dir, env=env).stdout)
     assert hits
+
+
+def test_a_failed_run_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "nasindex.toml").write_text(
+        '[index]\nurl = "sqlite:///i.db"\n[nas.ct]\ntype = "dicom-folder"\nroot = "gone"\n')
+    nasindex("init", cwd=tmp_path)
+    proc = nasindex("sync", "ct", cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "does not exist" in proc.stderr and "mount" in proc.stderr
