@@ -60,7 +60,7 @@ app = typer.Typer(help="Index the medical images on several NAS devices; search 
                   no_args_is_help=True, pretty_exceptions_enable=False,
                   cls=_WithPluginCommands)
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message: greppable logs
 _config_path: Path | None = None
 
 
