@@ -162,13 +162,20 @@ def retry(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False) ->
 
 @app.command()
 def search(
-    query: Annotated[str | None, typer.Argument(help="Patient name, e.g. 'jane doe'.")] = None,
-    patient_id: Annotated[str | None, typer.Option("--patient-id")] = None,
-    modality: Annotated[list[str] | None, typer.Option("--modality", "-m")] = None,
+    query: Annotated[str | None, typer.Argument(
+        help="A patient name ('jane doe', 'doe*'), or an ID / accession number.")] = None,
+    patient_id: Annotated[str | None, typer.Option("--patient-id",
+                                                   help="Exact, else prefix.")] = None,
+    accession: Annotated[str | None, typer.Option("--accession")] = None,
+    modality: Annotated[list[str] | None, typer.Option("--modality", "-m",
+                                                       help="Repeat for any of several.")
+                        ] = None,
     date_from: Annotated[str | None, typer.Option("--from", help="YYYYMMDD")] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="YYYYMMDD")] = None,
+    born: Annotated[str | None, typer.Option("--born", help="Birth date, YYYYMMDD")] = None,
     nas: Annotated[list[str] | None, typer.Option("--nas")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Find patients across every NAS."""
@@ -177,24 +184,29 @@ def search(
     from nasindex.search import search as run_search
 
     engine = require_current(settings().index.url)
-    result = run_search(engine, SearchQuery(text=query, patient_id=patient_id,
-                                            modalities=modality or [], date_from=date_from,
-                                            date_to=date_to, nas=nas or [], limit=limit))
+    result = run_search(engine, SearchQuery(
+        text=query, patient_id=patient_id, accession=accession, modalities=modality or [],
+        date_from=date_from, date_to=date_to, birth_date=born, nas=nas or [], limit=limit,
+        offset=offset))
     if as_json:
         out.print_json(json.dumps([p.as_dict() for p in result.patients]))
         return
     if not result.patients:
         out.print("No patient matches. Try fewer words, a '*' wildcard, or no filters.")
         return
-    table = Table("NAS", "Patient ID", "Name", "Born", "Sex", "Studies")
+    table = Table("NAS", "Patient ID", "Name", "Born", "Sex", "Studies", "Match")
     for p in result.patients:
         studies = "\n".join(f"{s.date or '?'} {', '.join(s.modalities)} {s.description or ''} "
                             f"({s.series_count} series, {s.instance_count} images)"
                             for s in p.studies)
+        match = p.match if not p.linked_because else f"{p.match}; {p.linked_because}"
         table.add_row(p.nas, p.patient_id, p.patient_name, p.birth_date or "", p.sex or "",
-                      studies)
+                      studies, match)
     out.print(table)
-    out.print(f"{result.total} patient(s)")
+    for note in result.notes:
+        out.print(f"[yellow]{note}[/yellow]")
+    shown = f"{offset + 1}-{offset + len({p.person for p in result.patients})}"
+    out.print(f"{result.total} patient(s); showing {shown} (--limit/--offset to page)")
 
 
 @app.command()

@@ -107,3 +107,15 @@ def test_a_failed_run_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
     proc = nasindex("sync", "ct", cwd=tmp_path, check=False)
     assert proc.returncode == 1
     assert "does not exist" in proc.stderr and "mount" in proc.stderr
+
+
+def test_search_by_birth_date_and_accession(demo_dir: Path) -> None:
+    patient = demo_patients(3)[1]
+    accession = patient.studies[0].accession
+    by_birth = json.loads(nasindex("search", "--born", patient.birth_date, "--nas", "ct",
+                                   "--json", cwd=demo_dir).stdout)
+    assert [h["patient_id"] for h in by_birth] == [patient.patient_id]
+    by_acc = json.loads(nasindex("search", "--accession", accession, "--json",
+                                 cwd=demo_dir).stdout)
+    assert {h["patient_id"] for h in by_acc} == {patient.patient_id}
+    assert [s["accession"] for s in by_acc[0]["studies"]] == [accession]
