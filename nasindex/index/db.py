@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
 
 from nasindex.errors import IndexNotReady
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -41,6 +41,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def alembic_config(url: str) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig  # here: every command pays its import
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -49,6 +51,8 @@ def alembic_config(url: str) -> AlembicConfig:
 
 def migrate(url: str) -> None:
     """Create the index, or bring an existing one up to the current schema."""
+    from alembic import command
+
     _ensure_sqlite_dir(url)
     cfg = alembic_config(url)
     with get_engine(url).begin() as conn:
@@ -56,12 +60,19 @@ def migrate(url: str) -> None:
         command.upgrade(cfg, "head")
 
 
+def head_revision() -> str:
+    """This code's schema revision. Revisions are numbered files (0001_..., 0002_...) in
+    one line of history, so the highest number is the head (a test checks it against
+    Alembic's own answer); reading it this way spares every command Alembic's import."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
 def schema_state(url: str) -> tuple[str | None, str]:
     """(current revision of the database, head revision of this code)."""
-    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     with get_engine(url).connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    return current, head
+        current = (conn.scalar(text("SELECT version_num FROM alembic_version"))
+                   if inspect(conn).has_table("alembic_version") else None)
+    return current, head_revision()
 
 
 def require_current(url: str) -> Engine:
