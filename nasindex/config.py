@@ -17,7 +17,7 @@ from nasindex.errors import ConfigError
 
 DEFAULT_CONFIG = "nasindex.toml"
 CORE_NAS_KEYS = {"type", "root", "display_root", "sync_minutes", "settle_seconds",
-                 "max_missing_fraction", "workers", "batch_size"}
+                 "max_missing_fraction", "workers", "batch_size", "secret_blocks"}
 
 
 class IndexSettings(BaseModel):
@@ -44,6 +44,9 @@ class NasSettings(BaseModel):
     max_missing_fraction: float = Field(0.2, ge=0, le=1)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     batch_size: int = Field(500, ge=1)
+    # Environment variable -> Prefect Secret block: flows export the secret into the
+    # variable (e.g. the one `password_env` names) before the NAS is opened.
+    secret_blocks: dict[str, str] = {}
     options: dict[str, Any] = {}
 
 

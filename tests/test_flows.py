@@ -4,6 +4,7 @@ lock, run records and artifacts, and a sync with the index on a real PostgreSQL.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from prefect import flow, task
+from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.settings import (
@@ -196,3 +198,25 @@ def test_incremental_sync_with_the_index_on_postgresql(tmp_path, postgres_url):
     assert state.is_completed(), state.message
     assert state.result()["missing"] == 1 and state.result()["seen"] == seen - 1
     assert recent_runs(get_engine(postgres_url), "ct")[0]["status"] == "succeeded"
+
+
+def test_secrets_come_from_prefect_secret_blocks(tmp_path, monkeypatch):
+    monkeypatch.delenv("CT_SHARE_TOKEN", raising=False)
+    Secret(value="s3cret-value").save("ct-share-token", overwrite=True)
+    root = ct_tree(tmp_path / "ct")
+    s = write_config(tmp_path / "nasindex.toml", {"ct": {
+        "type": "dicom-folder", "root": str(root),
+        "secret_blocks": {"CT_SHARE_TOKEN": "ct-share-token"}}})
+    migrate(s.index.url)
+    state = incremental_sync("ct", str(s.path), return_state=True)
+    assert state.is_completed()
+    assert os.environ["CT_SHARE_TOKEN"] == "s3cret-value"
+    report = artifacts_of(state.state_details.flow_run_id)["markdown"].data
+    assert "s3cret-value" not in report
+
+    s = write_config(tmp_path / "nasindex.toml", {"ct": {
+        "type": "dicom-folder", "root": str(root),
+        "secret_blocks": {"CT_SHARE_TOKEN": "no-such-block"}}})
+    failed = incremental_sync("ct", str(s.path), return_state=True)
+    assert failed.is_failed()
+    assert "no Prefect Secret block 'no-such-block'" in failed.message
