@@ -18,8 +18,9 @@ down in the README ("Matching rules"); in short:
 
 The SQL narrows candidates with an index (SQLite FTS5 trigram, PostgreSQL pg_trgm, see
 migration 0002) and applies the exact rule and the scores, so both databases return the
-same rows; grouping, ordering and paging run on those rows in Python, identically for
-both.
+same rows. The database ranks and pages the records that stand alone (most of them);
+records that may belong with one on another NAS are grouped in Python, and the two are
+merged in the same order on both databases.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any, Literal
 
 from sqlalchemy import and_, case, func, literal, or_, select, text, union
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.sql import ColumnElement, column
+from sqlalchemy.sql import ColumnElement, Select, column
 
 from nasindex.index.models import Instance, Nas, Patient, Series, Study
 from nasindex.names import edit_distance, name_words, typo_budget, word_trigrams
@@ -153,6 +154,12 @@ class NameTerm:
         if self.kind == "prefix":
             return case((whole, 3), else_=2)
         return case((whole, 3), (Patient.name_key.like(f"% {w}%", escape="\\"), 2), else_=1)
+
+    def fts_exact(self) -> bool:
+        """True when the trigram index's match is the rule itself (a substring of the
+        name key): a fragment, a two-letter prefix, a wildcard with '*' only at its ends."""
+        return bool(self.fts_phrases()) and (self.kind != "wildcard"
+                                             or not WILDCARDS.search(self.word.strip("*")))
 
     def fts_phrases(self) -> list[str]:
         """Substrings of the name key (3+ characters) that a match must contain: what the
@@ -329,25 +336,36 @@ def _phrase(s: str) -> str:
 
 
 def _name_conditions(conn: Connection, terms: list[NameTerm]) -> list[ColumnElement[bool]]:
-    conds = [t.condition() for t in terms]
     phrases = [p for t in terms for p in t.fts_phrases()]
-    if conn.dialect.name == "sqlite":
-        # SQLite runs REGEXP as a Python call per row: a GLOB (C, a superset: its * may
-        # span parts) first leaves the regex only the rows that nearly match.
-        conds[:0] = [Patient.name_key.op("GLOB")(f"* {_glob_escape(t.word)} *")
-                     for t in terms if t.kind == "wildcard" and WILDCARDS.search(
-                         t.word.strip("*"))]
-    if phrases and conn.dialect.name == "sqlite":
-        conds.insert(0, _fts_condition(conn, " AND ".join(map(_phrase, phrases))))
-    elif phrases:  # PostgreSQL: a LIKE on the literal runs of a wildcard lets the planner
-        # pick the trigram index, which it does not for the regular expression alone
-        conds += [Patient.name_key.like(f"%{_escape_like(p)}%", escape="\\")
-                  for t in terms if t.kind == "wildcard" for p in t.fts_phrases()]
-    return conds
+    if conn.dialect.name != "sqlite":
+        # PostgreSQL: a LIKE on the literal runs of a wildcard lets the planner pick the
+        # trigram index, which it does not for the regular expression alone
+        return [t.condition() for t in terms] + [
+            Patient.name_key.like(f"%{_escape_like(p)}%", escape="\\")
+            for t in terms if t.kind == "wildcard" for p in t.fts_phrases()]
+    conds: list[ColumnElement[bool]] = []
+    if phrases:
+        conds.append(_fts_condition(conn, " AND ".join(map(_phrase, phrases))))
+    # SQLite runs REGEXP as a Python call per row: a GLOB (C, a superset: its * may span
+    # parts) first leaves the regex only the rows that nearly match.
+    conds += [Patient.name_key.op("GLOB")(f"* {_glob_escape(t.word)} *")
+              for t in terms if t.kind == "wildcard" and WILDCARDS.search(t.word.strip("*"))]
+    # FTS5 phrases are case-sensitive substrings of the folded key: where they are the
+    # rule itself, a LIKE on every candidate would only repeat them.
+    return conds + [t.condition() for t in terms if not (phrases and t.fts_exact())]
 
 
-def _candidates(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
-                score: ColumnElement[int] | None = None) -> list[Candidate]:
+@dataclass(frozen=True)
+class _Stmt:
+    """A candidate query and the expressions that rank it."""
+
+    select: Select
+    latest: ColumnElement[str | None]
+    score: ColumnElement[int]
+
+
+def _candidate_stmt(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
+                    score: ColumnElement[int] | None = None) -> _Stmt:
     """Patient records meeting ``conds`` and the query's other filters, with their score
     and the date of their latest study among those meeting the study filters."""
     study_conds = _study_conditions(q)
@@ -359,17 +377,54 @@ def _candidates(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool
     if q.nas:
         where.append(Nas.name.in_(q.nas))
     cols = (Patient.id, Nas.name, Patient.patient_id, Patient.name_key, Patient.birth_date)
-    score = literal(0) if score is None else score
+    # Labelled: ORDER BY names it instead of computing it again.
+    score = (literal(0) if score is None else score).label("score")
     if study_conds:  # driven by the studies that qualify
-        stmt = (select(*cols, func.max(Study.study_date), score)
+        latest = func.max(Study.study_date)
+        stmt = (select(*cols, latest, score, Patient.may_link)
                 .join(Nas, Nas.id == Patient.nas_id)
                 .join(Study, and_(Study.patient_pk == Patient.id, *study_conds))
-                .where(*where).group_by(*cols))
-    else:  # one seek in ix_study_patient_date per candidate
-        latest = (select(func.max(Study.study_date)).where(Study.patient_pk == Patient.id)
-                  .scalar_subquery())
-        stmt = select(*cols, latest, score).join(Nas, Nas.id == Patient.nas_id).where(*where)
-    return [Candidate(*row) for row in conn.execute(stmt).all()]
+                .where(*where).group_by(*cols, Patient.may_link))
+        return _Stmt(stmt, latest, score)
+    # The patient's latest study is kept in its row (migration 0003): no seek per candidate.
+    stmt = (select(*cols, Patient.latest_study, score, Patient.may_link)
+            .join(Nas, Nas.id == Patient.nas_id).where(*where))
+    return _Stmt(stmt, Patient.latest_study, score)
+
+
+def _candidates(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
+                score: ColumnElement[int] | None = None) -> list[Candidate]:
+    """Every candidate (the typo-tolerant pass filters them in Python)."""
+    stmt = _candidate_stmt(conn, q, conds, score).select
+    return [Candidate(*row[:7]) for row in conn.execute(stmt).all()]
+
+
+def _bytes_order(conn: Connection, expr: ColumnElement) -> ColumnElement:
+    """Strings compared by code point, as Python does: SQLite's BINARY collation already
+    does; PostgreSQL needs "C" (its default collation orders by language rules)."""
+    return expr.collate("C") if conn.dialect.name == "postgresql" else expr
+
+
+def _exact_people(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
+                  score: ColumnElement[int], first: int) -> tuple[list[list[Candidate]], int]:
+    """The best ``first`` people (at least), ranked, and the number of people matching.
+
+    A record without ``may_link`` is a person on its own: the database ranks those (in
+    the order of :func:`_rank`) and returns the best ``first`` and their count, so a
+    fragment matching thousands of patients sends a page, not thousands of rows. Records
+    with it come back in full and are grouped in Python. The best ``first`` people are
+    among those groups and the ``first`` best lone records."""
+    c = _candidate_stmt(conn, q, conds, score)
+    order = [c.score.desc(), _bytes_order(conn, func.coalesce(c.latest, "")).desc(),
+             _bytes_order(conn, Nas.name), _bytes_order(conn, Patient.patient_id)]
+    alone = c.select.where(Patient.may_link.is_(False))
+    top = conn.execute(alone.order_by(*order).limit(max(first, 1))).all()
+    n_alone = len(top) if len(top) < first else conn.scalar(
+        select(func.count()).select_from(alone.subquery()))
+    linked = _group([Candidate(*row[:7]) for row in conn.execute(
+        c.select.where(Patient.may_link.is_(True)))])
+    people = _rank([[Candidate(*row[:7])] for row in top] + linked, similar=False)
+    return people, n_alone + len(linked)
 
 
 # -- ranking and grouping --------------------------------------------------------------
@@ -444,24 +499,24 @@ def search(engine: Engine, q: SearchQuery) -> SearchResult:
     with engine.connect() as conn:
         conds = ([_id_condition(conn, ident, with_accession=True)] if ident
                  else _name_conditions(conn, terms))
-        exact = _candidates(conn, q, conds, _score_expr(conn, q, terms, ident))
-        people = _rank(_group(exact), similar=False)
+        # ``people`` holds the best offset + limit people only; ``n_exact`` counts all.
+        people, n_exact = _exact_people(conn, q, conds, _score_expr(conn, q, terms, ident),
+                                        q.offset + q.limit)
         similar: list[list[Candidate]] = []
-        if q.fuzzy and terms and not people:  # a fallback: only when nothing matched
-            similar = _rank(_group(_similar(conn, q, terms, {c.pk for c in exact})),
-                            similar=True)
+        if q.fuzzy and terms and not n_exact:  # a fallback: only when nothing matched
+            similar = _rank(_group(_similar(conn, q, terms, set())), similar=True)
         page = (people + similar)[q.offset:q.offset + q.limit]
         hits = _load_patients(conn, [c.pk for g in page for c in g], _study_conditions(q))
     persons = []
     for n, group in enumerate(page, q.offset):
         records = [hits[c.pk] for c in group]
         reason = link_reason([(c.nas, c.patient_id, c.name_key, c.birth_date) for c in group])
-        match = "similar" if n >= len(people) else "exact"
+        match = "similar" if n >= n_exact else "exact"
         for r in records:
             r.match, r.person, r.linked_because = match, n, reason
         persons.append(PersonHit(records, match, reason))
-    notes = _notes(q, terms, len(people), len(similar))
-    return SearchResult([r for p in persons for r in p.records], len(people) + len(similar),
+    notes = _notes(q, terms, n_exact, len(similar))
+    return SearchResult([r for p in persons for r in p.records], n_exact + len(similar),
                         persons, len(similar), notes)
 
 

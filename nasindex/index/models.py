@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -37,6 +37,13 @@ class Patient(SQLModel, table=True):
     name_key: str = Field(default="", index=True)
     birth_date: str | None = Field(default=None, index=True)
     sex: str | None = None
+    # Kept by triggers (migration 0003) so that search ranks and groups without a lookup
+    # per candidate: max(study.study_date) of its studies, and whether a record on
+    # another NAS ever shared its Patient ID or name key and birth date (never reset).
+    latest_study: str | None = None
+    # Server default only: a writer of the schema before 0003 must not name the column.
+    may_link: bool = Field(default=False, sa_column=Column(Boolean, nullable=False,
+                                                           server_default=false()))
 
 
 class Study(SQLModel, table=True):
