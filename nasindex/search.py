@@ -30,9 +30,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, func, literal, or_, select, text, union
+from sqlalchemy import and_, bindparam, case, func, literal, or_, select, text, union
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement, Select, column
 
@@ -357,11 +358,21 @@ def _name_conditions(conn: Connection, terms: list[NameTerm]) -> list[ColumnElem
 
 @dataclass(frozen=True)
 class _Stmt:
-    """A candidate query and the expressions that rank it."""
+    """A candidate query, the expressions that rank it, and a count of its lone records."""
 
     select: Select
     latest: ColumnElement[str | None]
     score: ColumnElement[int]
+    count_alone: Select
+
+
+def _fts_alone(conn: Connection, q: SearchQuery, terms: list[NameTerm]) -> str | None:
+    """The FTS5 query that selects exactly the candidates, when a name is the whole
+    filter and the index is its rule (SQLite); else None."""
+    if (conn.dialect.name != "sqlite" or not terms or not all(t.fts_exact() for t in terms)
+            or q.patient_id or q.birth_date or q.nas or _study_conditions(q)):
+        return None
+    return " AND ".join(_phrase(p) for t in terms for p in t.fts_phrases())
 
 
 def _candidate_stmt(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
@@ -379,17 +390,21 @@ def _candidate_stmt(conn: Connection, q: SearchQuery, conds: list[ColumnElement[
     cols = (Patient.id, Nas.name, Patient.patient_id, Patient.name_key, Patient.birth_date)
     # Labelled: ORDER BY names it instead of computing it again.
     score = (literal(0) if score is None else score).label("score")
+    alone = ~Patient.may_link
     if study_conds:  # driven by the studies that qualify
+        joined = (select(*cols).join(Nas, Nas.id == Patient.nas_id)
+                  .join(Study, and_(Study.patient_pk == Patient.id, *study_conds))
+                  .where(*where))
         latest = func.max(Study.study_date)
-        stmt = (select(*cols, latest, score, Patient.may_link)
-                .join(Nas, Nas.id == Patient.nas_id)
-                .join(Study, and_(Study.patient_pk == Patient.id, *study_conds))
-                .where(*where).group_by(*cols, Patient.may_link))
-        return _Stmt(stmt, latest, score)
+        stmt = joined.add_columns(latest, score, Patient.may_link).group_by(
+            *cols, Patient.may_link)
+        count = joined.with_only_columns(func.count(Patient.id.distinct())).where(alone)
+        return _Stmt(stmt, latest, score, count)
     # The patient's latest study is kept in its row (migration 0003): no seek per candidate.
     stmt = (select(*cols, Patient.latest_study, score, Patient.may_link)
             .join(Nas, Nas.id == Patient.nas_id).where(*where))
-    return _Stmt(stmt, Patient.latest_study, score)
+    count = stmt.with_only_columns(func.count()).where(alone)
+    return _Stmt(stmt, Patient.latest_study, score, count)
 
 
 def _candidates(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
@@ -406,25 +421,35 @@ def _bytes_order(conn: Connection, expr: ColumnElement) -> ColumnElement:
 
 
 def _exact_people(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
-                  score: ColumnElement[int], first: int) -> tuple[list[list[Candidate]], int]:
+                  score: ColumnElement[int], first: int, fts_count: str | None = None
+                  ) -> tuple[list[list[Candidate]], int]:
     """The best ``first`` people (at least), ranked, and the number of people matching.
 
     A record without ``may_link`` is a person on its own: the database ranks those (in
-    the order of :func:`_rank`) and returns the best ``first`` and their count, so a
-    fragment matching thousands of patients sends a page, not thousands of rows. Records
-    with it come back in full and are grouped in Python. The best ``first`` people are
-    among those groups and the ``first`` best lone records."""
+    the order of :func:`_rank`) and hands over the best ``first``, so a fragment matching
+    thousands of patients sends a page, not thousands of rows. The flagged records come
+    in full and are grouped in Python; the best ``first`` people are among those groups
+    and the lone records read.
+
+    ``fts_count``: an FTS5 query whose matches are exactly the candidates (SQLite, a name
+    alone): the index counts them without reading a patient row."""
     c = _candidate_stmt(conn, q, conds, score)
     order = [c.score.desc(), _bytes_order(conn, func.coalesce(c.latest, "")).desc(),
              _bytes_order(conn, Nas.name), _bytes_order(conn, Patient.patient_id)]
-    alone = c.select.where(Patient.may_link.is_(False))
-    top = conn.execute(alone.order_by(*order).limit(max(first, 1))).all()
-    n_alone = len(top) if len(top) < first else conn.scalar(
-        select(func.count()).select_from(alone.subquery()))
-    linked = _group([Candidate(*row[:7]) for row in conn.execute(
-        c.select.where(Patient.may_link.is_(True)))])
-    people = _rank([[Candidate(*row[:7])] for row in top] + linked, similar=False)
-    return people, n_alone + len(linked)
+    top = [Candidate(*row[:7]) for row in conn.execute(
+        c.select.where(~Patient.may_link).order_by(*order).limit(first))]
+    # Bare ``may_link`` (SQLite: "= 1") is the WHERE of ix_patient_flagged: a probe in
+    # that small index, not a read of the row, tells whether a candidate is flagged.
+    flagged = [Candidate(*row[:7]) for row in conn.execute(c.select.where(Patient.may_link))]
+    if len(top) < first:
+        n_alone = len(top)
+    elif fts_count is not None:
+        n_alone = conn.scalar(text("SELECT count(*) FROM patient_fts WHERE patient_fts "
+                                   "MATCH :m"), {"m": fts_count}) - len(flagged)
+    else:
+        n_alone = conn.scalar(c.count_alone)
+    linked = _group(flagged)
+    return _rank([[t] for t in top] + linked, similar=False), n_alone + len(linked)
 
 
 # -- ranking and grouping --------------------------------------------------------------
@@ -501,7 +526,8 @@ def search(engine: Engine, q: SearchQuery) -> SearchResult:
                  else _name_conditions(conn, terms))
         # ``people`` holds the best offset + limit people only; ``n_exact`` counts all.
         people, n_exact = _exact_people(conn, q, conds, _score_expr(conn, q, terms, ident),
-                                        q.offset + q.limit)
+                                        q.offset + q.limit,
+                                        None if ident else _fts_alone(conn, q, terms))
         similar: list[list[Candidate]] = []
         if q.fuzzy and terms and not n_exact:  # a fallback: only when nothing matched
             similar = _rank(_group(_similar(conn, q, terms, set())), similar=True)
@@ -585,18 +611,25 @@ def _load_patients(conn: Connection, pks: list[int], study_conds: list
     if not pks:
         return {}
     hits = {}
-    for pk, nas, pid, name, birth, sex in conn.execute(
-            select(Patient.id, Nas.name, Patient.patient_id, Patient.patient_name,
-                   Patient.birth_date, Patient.sex)
-            .join(Nas, Nas.id == Patient.nas_id).where(Patient.id.in_(pks))):
+    for pk, nas, pid, name, birth, sex in conn.execute(_patients_stmt(), {"pks": pks}):
         hits[pk] = PatientHit(nas, pid, name, birth, sex)
     for ppk, study in _studies(conn, pks, study_conds):
         hits[ppk].studies.append(study)
     return hits
 
 
-def _studies(conn: Connection, patient_pks: list[int], study_conds: list
-             ) -> Iterable[tuple[int, StudyHit]]:
+@cache
+def _patients_stmt() -> Select:
+    """Built once: constructing a statement costs about as much as running this one."""
+    return (select(Patient.id, Nas.name, Patient.patient_id, Patient.patient_name,
+                   Patient.birth_date, Patient.sex)
+            .join(Nas, Nas.id == Patient.nas_id)
+            .where(Patient.id.in_(bindparam("pks", expanding=True))))
+
+
+@cache
+def _studies_stmt() -> Select:
+    """The page's studies, built once (the study filters are added per search)."""
     # Correlated counts: a few index seeks per study, whatever the size of the index.
     n_series = (select(func.count()).select_from(Series).where(Series.study_pk == Study.id)
                 .scalar_subquery())
@@ -604,11 +637,17 @@ def _studies(conn: Connection, patient_pks: list[int], study_conds: list
                .join(Series, Series.id == Instance.series_pk)
                .where(Series.study_pk == Study.id, Instance.missing_since.is_(None))
                .scalar_subquery())
-    stmt = (select(Study.patient_pk, Study.study_uid, Study.study_date, Study.description,
+    return (select(Study.patient_pk, Study.study_uid, Study.study_date, Study.description,
                    Study.modalities, Study.accession_number, n_series, n_files)
-            .where(Study.patient_pk.in_(patient_pks), *study_conds)
+            .where(Study.patient_pk.in_(bindparam("pks", expanding=True)))
             .order_by(Study.study_date.desc().nulls_last(), Study.study_uid))
-    for ppk, uid, day, desc, mods, acc, series, files in conn.execute(stmt).all():
+
+
+def _studies(conn: Connection, patient_pks: list[int], study_conds: list
+             ) -> Iterable[tuple[int, StudyHit]]:
+    stmt = _studies_stmt().where(*study_conds) if study_conds else _studies_stmt()
+    for ppk, uid, day, desc, mods, acc, series, files in conn.execute(
+            stmt, {"pks": patient_pks}).all():
         yield ppk, StudyHit(uid, day, desc, [m for m in mods.split("\\") if m], acc,
                             series, files)
 

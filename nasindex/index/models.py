@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, UniqueConstraint, false
+from sqlalchemy import BigInteger, Boolean, Column, Index, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 
@@ -28,7 +28,13 @@ class Nas(SQLModel, table=True):
 
 class Patient(SQLModel, table=True):
     __tablename__ = "patient"
-    __table_args__ = (UniqueConstraint("nas_id", "patient_id"),)
+    __table_args__ = (
+        UniqueConstraint("nas_id", "patient_id"),
+        # The few records that may link: search finds its candidates among them by a probe
+        # in this small index instead of a read of each row (migration 0003).
+        Index("ix_patient_flagged", "id", sqlite_where=text("may_link = 1"),
+              postgresql_where=text("may_link")),
+    )
     id: int | None = Field(default=None, primary_key=True)
     nas_id: int = Field(foreign_key="nas.id", index=True)
     patient_id: str = Field(index=True)
@@ -52,6 +58,8 @@ class Study(SQLModel, table=True):
         UniqueConstraint("nas_id", "study_uid"),
         # A patient's latest study in one index seek (search ranks by it); migration 0002.
         Index("ix_study_patient_date", "patient_pk", "study_date"),
+        # Date-range searches read modalities and the patient from the index alone; 0003.
+        Index("ix_study_date_cover", "study_date", "modalities", "patient_pk"),
     )
     id: int | None = Field(default=None, primary_key=True)
     nas_id: int = Field(foreign_key="nas.id", index=True)

@@ -1,4 +1,5 @@
-"""precomputed search columns: a patient's latest study date and whether it may link
+"""precomputed search columns: a patient's latest study date and whether it may link;
+a covering index for study date ranges
 
 Revision ID: 0003
 Revises: 0002
@@ -108,10 +109,16 @@ def upgrade() -> None:
     op.execute(BACKFILL_LINK.format(T=1 if sqlite else "true"))
     for statement in _sqlite_up() if sqlite else _postgres_up():
         op.execute(statement)
+    op.create_index("ix_patient_flagged", "patient", ["id"],
+                    sqlite_where=sa.text("may_link = 1"), postgresql_where=sa.text("may_link"))
+    # A date range with a modality reads the study rows it finds only for these columns.
+    op.create_index("ix_study_date_cover", "study", ["study_date", "modalities", "patient_pk"])
 
 
 def downgrade() -> None:
     conn = op.get_bind()
+    op.drop_index("ix_study_date_cover", table_name="study")
+    op.drop_index("ix_patient_flagged", table_name="patient")
     for name, table in (("study_latest_ai", "study"), ("study_latest_au", "study"),
                         ("study_latest_ad", "study"), ("patient_link_ai", "patient"),
                         ("patient_link_au", "patient")):
