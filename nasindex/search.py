@@ -364,15 +364,43 @@ class _Stmt:
     latest: ColumnElement[str | None]
     score: ColumnElement[int]
     count_alone: Select
+    grouped: bool  # driven by studies: rows come only once all are read
 
 
-def _fts_alone(conn: Connection, q: SearchQuery, terms: list[NameTerm]) -> str | None:
-    """The FTS5 query that selects exactly the candidates, when a name is the whole
-    filter and the index is its rule (SQLite); else None."""
-    if (conn.dialect.name != "sqlite" or not terms or not all(t.fts_exact() for t in terms)
-            or q.patient_id or q.birth_date or q.nas or _study_conditions(q)):
+@dataclass(frozen=True)
+class _FtsQuery:
+    """SQLite, a name: the FTS5 query its candidates all match, which the index counts
+    without reading a patient row. ``exact``: they are exactly its matches (the name is
+    the whole filter and its phrases are its rule); then for one plain word the index
+    also finds its score classes, each a subset of the next: whole part (3), start of a
+    part (2 or more), anywhere (all)."""
+
+    match: str
+    exact: bool
+    classes: tuple[str, ...] = ()  # substrings of the name key, best class first
+
+    def best_class(self, conn: Connection, flagged: list[Candidate], first: int) -> str:
+        """The FTS5 query of the best class holding ``first`` lone records: every lone
+        record in it outranks every one outside it, so the page is ranked from it."""
+        for sub in self.classes:
+            n = _fts_count(conn, _phrase(sub)) - sum(sub in f.name_key for f in flagged)
+            if n >= first:
+                return _phrase(sub)
+        return self.match
+
+
+def _fts_query(conn: Connection, q: SearchQuery, terms: list[NameTerm]) -> _FtsQuery | None:
+    phrases = [p for t in terms for p in t.fts_phrases()]
+    if conn.dialect.name != "sqlite" or not phrases:
         return None
-    return " AND ".join(_phrase(p) for t in terms for p in t.fts_phrases())
+    match = " AND ".join(map(_phrase, phrases))
+    exact = all(t.fts_exact() for t in terms) and not (
+        q.patient_id or q.birth_date or q.nas or _study_conditions(q))
+    if not exact or len(terms) > 1 or terms[0].kind == "wildcard":
+        return _FtsQuery(match, exact)  # score classes of several words: not worth it
+    word = terms[0].word
+    classes = (f" {word} ", f" {word}") if terms[0].kind == "fragment" else (f" {word} ",)
+    return _FtsQuery(match, exact, classes)
 
 
 def _candidate_stmt(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
@@ -399,12 +427,12 @@ def _candidate_stmt(conn: Connection, q: SearchQuery, conds: list[ColumnElement[
         stmt = joined.add_columns(latest, score, Patient.may_link).group_by(
             *cols, Patient.may_link)
         count = joined.with_only_columns(func.count(Patient.id.distinct())).where(alone)
-        return _Stmt(stmt, latest, score, count)
+        return _Stmt(stmt, latest, score, count, True)
     # The patient's latest study is kept in its row (migration 0003): no seek per candidate.
     stmt = (select(*cols, Patient.latest_study, score, Patient.may_link)
             .join(Nas, Nas.id == Patient.nas_id).where(*where))
     count = stmt.with_only_columns(func.count()).where(alone)
-    return _Stmt(stmt, Patient.latest_study, score, count)
+    return _Stmt(stmt, Patient.latest_study, score, count, False)
 
 
 def _candidates(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
@@ -420,36 +448,50 @@ def _bytes_order(conn: Connection, expr: ColumnElement) -> ColumnElement:
     return expr.collate("C") if conn.dialect.name == "postgresql" else expr
 
 
+SMALL = 300  # candidates fetched whole and ranked in Python, as one query
+
+
 def _exact_people(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
-                  score: ColumnElement[int], first: int, fts_count: str | None = None
+                  score: ColumnElement[int], first: int, fts: _FtsQuery | None = None
                   ) -> tuple[list[list[Candidate]], int]:
     """The best ``first`` people (at least), ranked, and the number of people matching.
 
-    A record without ``may_link`` is a person on its own: the database ranks those (in
-    the order of :func:`_rank`) and hands over the best ``first``, so a fragment matching
-    thousands of patients sends a page, not thousands of rows. The flagged records come
-    in full and are grouped in Python; the best ``first`` people are among those groups
-    and the lone records read.
-
-    ``fts_count``: an FTS5 query whose matches are exactly the candidates (SQLite, a name
-    alone): the index counts them without reading a patient row."""
+    Few candidates (at most SMALL) are read in one query. Else a record without
+    ``may_link``, a person on its own, is ranked by the database (in the order of
+    :func:`_rank`), which hands over the best ``first``, so a fragment matching
+    thousands of patients sends a page, not thousands of rows; the flagged records come
+    in full and are grouped in Python. The best ``first`` people are among those groups
+    and the lone records read."""
     c = _candidate_stmt(conn, q, conds, score)
     order = [c.score.desc(), _bytes_order(conn, func.coalesce(c.latest, "")).desc(),
              _bytes_order(conn, Nas.name), _bytes_order(conn, Patient.patient_id)]
-    top = [Candidate(*row[:7]) for row in conn.execute(
-        c.select.where(~Patient.may_link).order_by(*order).limit(first))]
+    bound = _fts_count(conn, fts.match) if fts is not None else None
+    # Unordered and ungrouped, the query stops after SMALL + 1 rows: cheap to try.
+    if not c.grouped and (bound is None or bound <= SMALL):
+        rows = conn.execute(c.select.limit(SMALL + 1)).all()
+        if len(rows) <= SMALL:
+            people = _group([Candidate(*row[:7]) for row in rows])
+            return _rank(people, similar=False), len(people)
     # Bare ``may_link`` (SQLite: "= 1") is the WHERE of ix_patient_flagged: a probe in
     # that small index, not a read of the row, tells whether a candidate is flagged.
     flagged = [Candidate(*row[:7]) for row in conn.execute(c.select.where(Patient.may_link))]
-    if len(top) < first:
-        n_alone = len(top)
-    elif fts_count is not None:
-        n_alone = conn.scalar(text("SELECT count(*) FROM patient_fts WHERE patient_fts "
-                                   "MATCH :m"), {"m": fts_count}) - len(flagged)
-    else:
-        n_alone = conn.scalar(c.count_alone)
+    n_alone = None
+    if fts is not None and fts.exact:
+        n_alone = bound - len(flagged)
+        if n_alone > first:  # rank only the best score class that fills the page
+            c = _candidate_stmt(conn, q, [_fts_condition(conn, fts.best_class(
+                conn, flagged, first))], score)
+    top = [Candidate(*row[:7]) for row in conn.execute(
+        c.select.where(~Patient.may_link).order_by(*order).limit(first))]
+    if n_alone is None:
+        n_alone = len(top) if len(top) < first else conn.scalar(c.count_alone)
     linked = _group(flagged)
     return _rank([[t] for t in top] + linked, similar=False), n_alone + len(linked)
+
+
+def _fts_count(conn: Connection, match: str) -> int:
+    return conn.scalar(text("SELECT count(*) FROM patient_fts WHERE patient_fts MATCH :m"),
+                       {"m": match})
 
 
 # -- ranking and grouping --------------------------------------------------------------
@@ -526,8 +568,7 @@ def search(engine: Engine, q: SearchQuery) -> SearchResult:
                  else _name_conditions(conn, terms))
         # ``people`` holds the best offset + limit people only; ``n_exact`` counts all.
         people, n_exact = _exact_people(conn, q, conds, _score_expr(conn, q, terms, ident),
-                                        q.offset + q.limit,
-                                        None if ident else _fts_alone(conn, q, terms))
+                                        q.offset + q.limit, _fts_query(conn, q, terms))
         similar: list[list[Candidate]] = []
         if q.fuzzy and terms and not n_exact:  # a fallback: only when nothing matched
             similar = _rank(_group(_similar(conn, q, terms, set())), similar=True)

@@ -28,18 +28,19 @@ down_revision: str | Sequence[str] | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The same rules in both dialects; {T} is true (1 / true), NEW/OLD are the row.
+# The same rules in both dialects; {T}/{F} are true/false (1/0 in SQLite), NEW/OLD the row.
 LATEST = ("UPDATE patient SET latest_study = (SELECT max(study_date) FROM study "
           "WHERE study.patient_pk = patient.id) WHERE id IN ({pks})")
 # A partner shares the Patient ID, or the name key and birth date, on another NAS; both
 # get the flag. Two statements, not an OR, so that each uses its own index.
+# Rows already flagged are left alone (no rewrite, no row lock on another NAS's record).
 LINK = [
-    "UPDATE patient SET may_link = {T} WHERE nas_id <> NEW.nas_id "
+    "UPDATE patient SET may_link = {T} WHERE may_link = {F} AND nas_id <> NEW.nas_id "
     "AND patient_id = NEW.patient_id",
-    "UPDATE patient SET may_link = {T} WHERE nas_id <> NEW.nas_id "
+    "UPDATE patient SET may_link = {T} WHERE may_link = {F} AND nas_id <> NEW.nas_id "
     "AND NEW.name_key <> '' AND NEW.birth_date <> '' "
     "AND name_key = NEW.name_key AND birth_date = NEW.birth_date",
-    "UPDATE patient SET may_link = {T} WHERE id = NEW.id AND (EXISTS (SELECT 1 FROM patient o "
+    "UPDATE patient SET may_link = {T} WHERE id = NEW.id AND may_link = {F} AND (EXISTS (SELECT 1 FROM patient o "
     "WHERE o.nas_id <> NEW.nas_id AND o.patient_id = NEW.patient_id) OR EXISTS ("
     "SELECT 1 FROM patient o WHERE o.nas_id <> NEW.nas_id AND NEW.name_key <> '' "
     "AND NEW.birth_date <> '' AND o.name_key = NEW.name_key "
@@ -57,7 +58,7 @@ PATIENT_CHANGED = ("NEW.name_key IS NOT OLD.name_key OR NEW.birth_date IS NOT OL
 
 
 def _sqlite_up() -> list[str]:
-    link = "; ".join(s.format(T=1) for s in LINK)
+    link = "; ".join(s.format(T=1, F=0) for s in LINK)
     return [
         f"CREATE TRIGGER study_latest_ai AFTER INSERT ON study BEGIN "
         f"{LATEST.format(pks='NEW.patient_pk')}; END",
@@ -72,7 +73,7 @@ def _sqlite_up() -> list[str]:
 
 
 def _postgres_up() -> list[str]:
-    link = "; ".join(s.format(T="true") for s in LINK)
+    link = "; ".join(s.format(T="true", F="false") for s in LINK)
     return [
         f"""CREATE FUNCTION nasindex_study_latest() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
