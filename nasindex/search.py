@@ -489,9 +489,12 @@ def _exact_people(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bo
     return _rank([[t] for t in top] + linked, similar=False), n_alone + len(linked)
 
 
+_FTS_COUNT = text("SELECT count(*) FROM patient_fts WHERE patient_fts MATCH :m")
+
+
 def _fts_count(conn: Connection, match: str) -> int:
-    return conn.scalar(text("SELECT count(*) FROM patient_fts WHERE patient_fts MATCH :m"),
-                       {"m": match})
+    """Matches of an FTS5 query, counted in the index (no patient row is read)."""
+    return conn.scalar(_FTS_COUNT, {"m": match})
 
 
 # -- ranking and grouping --------------------------------------------------------------
