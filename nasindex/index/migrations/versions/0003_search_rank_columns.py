@@ -128,6 +128,7 @@ def downgrade() -> None:
     if conn.dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS nasindex_study_latest()")
         op.execute("DROP FUNCTION IF EXISTS nasindex_patient_link()")
-    with op.batch_alter_table("patient") as batch:
-        batch.drop_column("may_link")
-        batch.drop_column("latest_study")
+    # Plain ALTER TABLE (SQLite >= 3.35), not a batch copy of the table: that would drop
+    # 0002's patient_fts triggers along with the old table.
+    op.execute("ALTER TABLE patient DROP COLUMN may_link")
+    op.execute("ALTER TABLE patient DROP COLUMN latest_study")
