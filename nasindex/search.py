@@ -481,9 +481,15 @@ def _exact_people(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bo
         if n_alone > first:  # rank only the best score class that fills the page
             c = _candidate_stmt(conn, q, [_fts_condition(conn, fts.best_class(
                 conn, flagged, first))], score)
-    top = [Candidate(*row[:7]) for row in conn.execute(
-        c.select.where(~Patient.may_link).order_by(*order).limit(first))]
-    if n_alone is None:
+    stmt = c.select.where(~Patient.may_link).order_by(*order).limit(first)
+    # A name the index only narrows (an inner wildcard: a regex per row on SQLite) is
+    # counted by the same scan that ranks it rather than by a second one.
+    counted = fts is not None and n_alone is None
+    rows = conn.execute(stmt.add_columns(func.count().over()) if counted else stmt).all()
+    top = [Candidate(*row[:7]) for row in rows]
+    if counted:
+        n_alone = rows[0][-1] if rows else 0
+    elif n_alone is None:
         n_alone = len(top) if len(top) < first else conn.scalar(c.count_alone)
     linked = _group(flagged)
     return _rank([[t] for t in top] + linked, similar=False), n_alone + len(linked)
