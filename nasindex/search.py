@@ -377,6 +377,7 @@ class _FtsQuery:
 
     match: str
     exact: bool
+    several: bool  # more than one phrase
     classes: tuple[str, ...] = ()  # substrings of the name key, best class first
 
     def best_class(self, conn: Connection, flagged: list[Candidate], first: int) -> str:
@@ -396,11 +397,12 @@ def _fts_query(conn: Connection, q: SearchQuery, terms: list[NameTerm]) -> _FtsQ
     match = " AND ".join(map(_phrase, phrases))
     exact = all(t.fts_exact() for t in terms) and not (
         q.patient_id or q.birth_date or q.nas or _study_conditions(q))
+    several = len(phrases) > 1
     if not exact or len(terms) > 1 or terms[0].kind == "wildcard":
-        return _FtsQuery(match, exact)  # score classes of several words: not worth it
+        return _FtsQuery(match, exact, several)  # classes of several words: not worth it
     word = terms[0].word
     classes = (f" {word} ", f" {word}") if terms[0].kind == "fragment" else (f" {word} ",)
-    return _FtsQuery(match, exact, classes)
+    return _FtsQuery(match, exact, several, classes)
 
 
 def _candidate_stmt(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bool]],
@@ -465,13 +467,17 @@ def _exact_people(conn: Connection, q: SearchQuery, conds: list[ColumnElement[bo
     c = _candidate_stmt(conn, q, conds, score)
     order = [c.score.desc(), _bytes_order(conn, func.coalesce(c.latest, "")).desc(),
              _bytes_order(conn, Nas.name), _bytes_order(conn, Patient.patient_id)]
-    bound = _fts_count(conn, fts.match) if fts is not None else None
+    # One word may match thousands (count first, in the index); several words together
+    # rarely do (try the one query first, and spare the index a second AND of them).
+    bound = _fts_count(conn, fts.match) if fts is not None and not fts.several else None
     # Unordered and ungrouped, the query stops after SMALL + 1 rows: cheap to try.
     if not c.grouped and (bound is None or bound <= SMALL):
         rows = conn.execute(c.select.limit(SMALL + 1)).all()
         if len(rows) <= SMALL:
             people = _group([Candidate(*row[:7]) for row in rows])
             return _rank(people, similar=False), len(people)
+    if fts is not None and bound is None:
+        bound = _fts_count(conn, fts.match)
     # Bare ``may_link`` (SQLite: "= 1") is the WHERE of ix_patient_flagged: a probe in
     # that small index, not a read of the row, tells whether a candidate is flagged.
     flagged = [Candidate(*row[:7]) for row in conn.execute(c.select.where(Patient.may_link))]
