@@ -25,6 +25,8 @@ from typing import Any
 
 from websockets.sync.client import connect
 
+from support import stop_process
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
 CHROMIUM = os.environ.get("NASINDEX_CHROMIUM", "/usr/bin/chromium")
@@ -52,16 +54,6 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen, what: str) -> b
     raise TimeoutError(f"{what} did not answer {url} within {timeout:.0f} s")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 @contextmanager
 def streamlit_app(config: Path, port: int | None = None) -> Iterator[str]:
     """``streamlit run dashboard/app.py`` with ``config``; yields its base URL."""
@@ -79,7 +71,7 @@ def streamlit_app(config: Path, port: int | None = None) -> Iterator[str]:
             _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60, proc, "streamlit")
             yield f"http://127.0.0.1:{port}"
         finally:
-            _stop(proc)
+            stop_process(proc)
 
 
 class Chromium:
@@ -166,7 +158,7 @@ class Chromium:
         ws = getattr(self, "ws", None)
         if ws is not None:
             ws.close()
-        _stop(self.proc)
+        stop_process(self.proc)
         shutil.rmtree(self.profile, ignore_errors=True)
 
     def __enter__(self) -> Chromium:

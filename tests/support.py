@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -84,3 +85,14 @@ def copy_testfile(name: str, dest: Path, folder: Path = PYDICOM_FILES) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(folder / name, dest)
     return dest
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 10) -> None:
+    """Terminate a server a test started; kill it if it does not stop in ``grace`` s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

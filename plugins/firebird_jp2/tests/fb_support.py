@@ -25,6 +25,7 @@ from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import Instance, ItemError, Patient, Series, Study
 from nasindex_firebird_jp2.demo import Keys, apply_ddl, create_database, reference_ddl
 from nasindex_firebird_jp2.demo import write_patients as write_reference
+from support import stop_process
 
 FB_LIB = next(iter(sorted(Path("/usr/lib").glob("*/firebird/3.0"))),
               Path("/usr/lib/x86_64-linux-gnu/firebird/3.0"))  # Debian's multiarch folder
@@ -101,12 +102,7 @@ def firebird_server() -> Iterator[FirebirdServer]:
         _wait_listening(port, proc, root)
         yield FirebirdServer("127.0.0.1", port, root / "data", password)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
 
