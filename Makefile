@@ -7,7 +7,7 @@ export UV_LINK_MODE := copy
 
 setup:
 	@scripts/install-system-deps.sh
-	@uv sync --quiet
+	@uv sync --locked --quiet
 
 run: setup
 	uv run python -m nasindex.service
