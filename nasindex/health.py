@@ -12,10 +12,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from nasindex.config import NasSettings, Settings
-from nasindex.index.models import IndexRun, Instance, ItemError, Nas, Patient, Study
+from nasindex.index.models import (
+    RUN_COUNTS,
+    IndexRun,
+    Instance,
+    ItemError,
+    Nas,
+    Patient,
+    Study,
+)
 
-RUN_FIELDS = ("kind", "status", "seen", "new", "changed", "missing", "revived", "failed",
-              "skipped", "deferred", "message", "flow_run_id")
+RUN_FIELDS = ("kind", "status", *RUN_COUNTS, "message", "flow_run_id")
 
 
 def _count_by_nas(conn, stmt) -> dict[int, int]:

@@ -27,7 +27,7 @@ from nasindex.config import NasSettings, Settings
 from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
 from nasindex.errors import NasIndexError, UnsafeSync
 from nasindex.index.db import require_current
-from nasindex.index.models import Study, utcnow
+from nasindex.index.models import RUN_COUNTS, Study, utcnow
 from nasindex.registry import open_nas
 
 IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
@@ -82,8 +82,7 @@ class RunSummary:
         return self.indexed / self.seconds if self.seconds > 0 else 0.0
 
     def counts(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in
-                ("seen", "new", "changed", "missing", "revived", "failed", "skipped", "deferred")}
+        return {k: getattr(self, k) for k in RUN_COUNTS}
 
     def as_dict(self) -> dict[str, Any]:
         return {"nas": self.nas, "kind": self.kind, "status": self.status, **self.counts(),

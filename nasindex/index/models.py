@@ -110,6 +110,10 @@ class Instance(SQLModel, table=True):
     missing_since: datetime | None = Field(default=None, index=True)
 
 
+# The counts a run records; the engine's RunSummary and the health queries use this list.
+RUN_COUNTS = ("seen", "new", "changed", "missing", "revived", "failed", "skipped", "deferred")
+
+
 class IndexRun(SQLModel, table=True):
     __tablename__ = "index_run"
     id: int | None = Field(default=None, primary_key=True)
