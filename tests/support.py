@@ -66,18 +66,23 @@ def engine(settings: Settings) -> Engine:
     return get_engine(settings.index.url)
 
 
-def dump(engine: Engine) -> dict[str, list[tuple]]:
-    """Everything a user could see in the index, minus timestamps that differ per run."""
+DUMP_INSTANCE = (Instance.item_key, Instance.sop_instance_uid, Instance.content_hash,
+                 Instance.size, Instance.missing_since.is_not(None))
+DUMP_ERROR = (ItemError.item_key, ItemError.reason, ItemError.skipped)
+
+
+def dump(engine: Engine, instance_columns: tuple = DUMP_INSTANCE,
+         error_columns: tuple = DUMP_ERROR) -> dict[str, list[tuple]]:
+    """Everything a user could see in the index, minus timestamps that differ per run:
+    per instance ``instance_columns`` then its series, study, patient ID and name."""
     with engine.connect() as conn:
         instances = conn.execute(
-            select(Instance.item_key, Instance.sop_instance_uid, Instance.content_hash,
-                   Instance.size, Instance.missing_since.is_not(None), Series.series_uid,
-                   Study.study_uid, Patient.patient_id, Patient.patient_name)
+            select(*instance_columns, Series.series_uid, Study.study_uid,
+                   Patient.patient_id, Patient.patient_name)
             .join(Series, Series.id == Instance.series_pk)
             .join(Study, Study.id == Series.study_pk)
             .join(Patient, Patient.id == Study.patient_pk)).all()
-        errors = conn.execute(select(ItemError.item_key, ItemError.reason,
-                                     ItemError.skipped)).all()
+        errors = conn.execute(select(*error_columns)).all()
     return {"instances": sorted(map(tuple, instances)), "errors": sorted(map(tuple, errors))}
 
 

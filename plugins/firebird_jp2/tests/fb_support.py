@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from sqlalchemy import select
 
 from nasindex.config import Settings, load_settings
 from nasindex.demo import demo_patients
 from nasindex.index.db import get_engine, migrate
-from nasindex.index.models import Instance, ItemError, Patient, Series, Study
+from nasindex.index.models import Instance, ItemError
 from nasindex_firebird_jp2.demo import Keys, apply_ddl, create_database, reference_ddl
 from nasindex_firebird_jp2.demo import write_patients as write_reference
+from support import dump as support_dump
 from support import stop_process
 
 FB_LIB = next(iter(sorted(Path("/usr/lib").glob("*/firebird/3.0"))),
@@ -170,18 +170,11 @@ def embedded_nas(tmp_path: Path) -> Iterator[ReferenceNas]:
 
 
 def dump(settings: Settings) -> dict[str, list[tuple]]:
-    """Everything a user could see in the index, minus per-run timestamps."""
-    engine = get_engine(settings.index.url)
-    with engine.connect() as conn:
-        instances = conn.execute(
-            select(Instance.item_key, Instance.rel_path, Instance.sop_instance_uid,
-                   Instance.size, Instance.missing_since.is_not(None), Series.series_uid,
-                   Study.study_uid, Patient.patient_id, Patient.patient_name)
-            .join(Series, Series.id == Instance.series_pk)
-            .join(Study, Study.id == Series.study_pk)
-            .join(Patient, Patient.id == Study.patient_pk)).all()
-        errors = conn.execute(select(ItemError.item_key, ItemError.reason)).all()
-    return {"instances": sorted(map(tuple, instances)), "errors": sorted(map(tuple, errors))}
+    """The index as a user sees it; instances keyed with their file path under the root."""
+    return support_dump(get_engine(settings.index.url),
+                        (Instance.item_key, Instance.rel_path, Instance.sop_instance_uid,
+                         Instance.size, Instance.missing_since.is_not(None)),
+                        (ItemError.item_key, ItemError.reason))
 
 
 VENDOR_B_DDL = """
