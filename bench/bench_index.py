@@ -213,14 +213,24 @@ def _write_patient(args) -> int:
     return write_tree(Path(root), [patient])
 
 
-def make_ct_tree(root: Path, files: int, workers: int) -> None:
-    marker = root.with_name(root.name + ".complete")  # outside the tree: not a file to index
+def _fresh_tree(root: Path, files: int, what: str) -> Path | None:
+    """The completion marker of a tree to (re)build, or None when a complete tree of
+    ``files`` kept by --keep can be reused. The marker lies outside the tree, so it is
+    never a file to index, and is written only once the tree is whole."""
+    marker = root.with_name(root.name + ".complete")
     if marker.exists() and marker.read_text() == str(files):
-        print(f"  reusing {files} CT files in {root}")
-        return
+        print(f"  reusing {files} {what} in {root}")
+        return None
     shutil.rmtree(root, ignore_errors=True)
     marker.unlink(missing_ok=True)
     root.mkdir(parents=True)
+    return marker
+
+
+def make_ct_tree(root: Path, files: int, workers: int) -> None:
+    marker = _fresh_tree(root, files, "CT files")
+    if marker is None:
+        return
     start = time.perf_counter()
     with multiprocessing.Pool(workers) as pool:
         written = sum(pool.imap_unordered(_write_patient,
@@ -289,14 +299,10 @@ def bench_full_index(work: Path, files: int, workers: int, repeat: int) -> None:
 def make_tiny_tree(root: Path, files: int) -> None:
     """``files`` hard links to small DICOM files, FILES_PER_FOLDER to a folder: the sync
     only stats them, so their content does not matter and they cost no disk."""
-    marker = root.with_name(root.name + ".complete")  # outside the tree: not a file to index
-    if marker.exists() and marker.read_text() == str(files):
-        print(f"  reusing {files} tiny files in {root}")
+    marker = _fresh_tree(root, files, "tiny files")
+    if marker is None:
         return
-    shutil.rmtree(root, ignore_errors=True)
-    marker.unlink(missing_ok=True)
     root.with_suffix(".db.seeded").unlink(missing_ok=True)
-    root.mkdir(parents=True)
     start = time.perf_counter()
     sources = root.with_name(root.name + ".sources")
     sources.mkdir(exist_ok=True)
