@@ -250,6 +250,7 @@ def bench_patient_page(workdir: Path, slices: int, browser: bool) -> None:
 
     from nasindex.config import load_settings
     from nasindex.demo import DemoPatient, DemoSeries, DemoStudy
+    from nasindex.registry import open_nas
     from nasindex.search import series_files, study_tree
     from nasindex.sync import run_sync
     from nasindex_dicom_folder.demo import write_tree
@@ -273,7 +274,8 @@ def bench_patient_page(workdir: Path, slices: int, browser: bool) -> None:
     settings = load_settings(config)
     migrate(settings.index.url)
     start = time.perf_counter()
-    run_sync(settings, "ct", "full")
+    nas = settings.get_nas("ct")
+    run_sync(open_nas(nas), nas, get_engine(settings.index.url), "full")
     print(f"  indexed by the real engine in {time.perf_counter() - start:.1f}s")
     engine = get_engine(settings.index.url)
     for attempt in ("cold", "warm"):

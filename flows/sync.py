@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -31,9 +33,11 @@ from prefect.tasks import Task, exponential_backoff
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from flows.reports import publish_run_report
-from nasindex.config import NasSettings, Settings, load_settings
+from nasindex.config import NasSettings, load_settings
 from nasindex.contract import Fingerprint
 from nasindex.errors import ConfigError, NasIndexError
+from nasindex.index.db import require_current
+from nasindex.registry import open_nas
 from nasindex.store import BatchCounts, RunInProgress
 from nasindex.sync import Kind, SyncPlan, SyncRun
 
@@ -102,9 +106,13 @@ def sync_nas(nas: str, kind: Kind, config: str | None, wait_seconds: float) -> S
     run: SyncRun | None = None
     try:
         settings = load_settings(config)
-        export_secrets(settings.get_nas(nas))
+        nas_settings = settings.get_nas(nas)
+        export_secrets(nas_settings)  # before the NAS is opened: its type may read them
+        engine = require_current(settings.index.url)
+        new_run = partial(SyncRun, open_nas(nas_settings), nas_settings, engine, kind,
+                          flow_run_id=flow_run.id)
         with ExitStack() as stack:
-            run = _enter_when_free(stack, settings, nas, kind, wait_seconds, log)
+            run = _enter_when_free(stack, new_run, wait_seconds, log)
             log.extra["index_run_id"] = run.summary.run_id
             _steps(run, log)
     except RunInProgress as exc:
@@ -141,15 +149,15 @@ def export_secrets(nas: NasSettings) -> None:
             ) from None
 
 
-def _enter_when_free(stack: ExitStack, settings: Settings, nas: str, kind: Kind,
-                     wait_seconds: float, log: RunLog) -> SyncRun:
+def _enter_when_free(stack: ExitStack, new_run: Callable[[], SyncRun], wait_seconds: float,
+                     log: RunLog) -> SyncRun:
     """Start the engine run, waiting up to ``wait_seconds`` while another run of the same
     NAS (from any deployment, or the CLI) holds the NAS's run lock."""
     deadline = time.monotonic() + wait_seconds
     waiting = False
     while True:
         try:
-            return stack.enter_context(SyncRun(settings, nas, kind, flow_run_id=flow_run.id))
+            return stack.enter_context(new_run())
         except RunInProgress:
             if time.monotonic() >= deadline:
                 raise

@@ -20,6 +20,10 @@ from nasindex.errors import NasIndexError
 from nasindex.registry import registry
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from nasindex.config import NasSettings
+    from nasindex.contract import NasType
     from nasindex.sync import RunSummary
 
 # The index, search and engine modules (SQLAlchemy, Alembic) are imported by the
@@ -86,41 +90,43 @@ def init() -> None:
     out.print(f"Index ready at {_safe_url(s.index.url)}")
 
 
-def _targets(s: Settings, nas: str | None, all_: bool) -> list[str]:
+def _targets(s: Settings, nas: str | None, all_: bool) -> list[NasSettings]:
     if all_:
-        return list(s.nas)
+        return list(s.nas.values())
     if not nas:
         raise typer.BadParameter("name a NAS or pass --all")
-    s.get_nas(nas)
-    return [nas]
+    return [s.get_nas(nas)]
 
 
 def _run_many(kind: str, nas: str | None, all_: bool, as_json: bool) -> None:
     from nasindex.index.db import require_current
+    from nasindex.registry import open_nas
 
     s = settings()
-    require_current(s.index.url)
+    engine = require_current(s.index.url)
     summaries: list[RunSummary] = []
     failed = False
-    for nas_id in _targets(s, nas, all_):
+    for nas_settings in _targets(s, nas, all_):
         try:
-            summaries.append(_run_one(s, nas_id, kind, quiet=as_json))
+            target = open_nas(nas_settings)
+            summaries.append(_run_one(target, nas_settings, engine, kind, quiet=as_json))
         except NasIndexError as exc:
             failed = True
-            err.print(f"[red]{nas_id}: {exc}[/red]")
+            err.print(f"[red]{nas_settings.id}: {exc}[/red]")
     if as_json:
         out.print_json(json.dumps([x.as_dict() for x in summaries]))
     if failed:
         raise typer.Exit(1)
 
 
-def _run_one(s: Settings, nas_id: str, kind: str, quiet: bool) -> RunSummary:
+def _run_one(nas: NasType, nas_settings: NasSettings, engine: Engine, kind: str,
+             quiet: bool) -> RunSummary:
     from nasindex.sync import run_sync
 
-    with Progress(TextColumn(f"{nas_id} {kind}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn(f"{nas.nas_id} {kind}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, disable=quiet, transient=True) as bar:
         task = bar.add_task("read", total=None)
-        summary = run_sync(s, nas_id, kind,
+        summary = run_sync(nas, nas_settings, engine, kind,
                            on_progress=lambda done, total: bar.update(task, completed=done,
                                                                       total=total))
     if not quiet:

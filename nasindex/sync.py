@@ -21,14 +21,13 @@ from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from nasindex import store
-from nasindex.config import NasSettings, Settings
+from nasindex.config import NasSettings
 from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
 from nasindex.errors import NasIndexError, UnsafeSync
-from nasindex.index.db import require_current
 from nasindex.index.models import RUN_COUNTS, Study, utcnow
-from nasindex.registry import open_nas
 
 IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
 CHUNK = 50  # items per task sent to a worker process
@@ -94,16 +93,23 @@ class RunSummary:
 
 class SyncRun:
     """One run of one NAS. Use as a context manager: it holds the NAS's run lock and
-    records the run as failed, with the reason, if anything raises."""
+    records the run as failed, with the reason, if anything raises.
 
-    def __init__(self, settings: Settings, nas_id: str, kind: Kind | str = Kind.INCREMENTAL,
-                 flow_run_id: str | None = None) -> None:
-        self.nas_settings: NasSettings = settings.get_nas(nas_id)
-        self.nas: NasType = open_nas(self.nas_settings)
-        self.engine = require_current(settings.index.url)
+    It takes ready objects: the NAS-type object (``registry.open_nas``), that NAS's
+    settings and the index's engine (``index.db.require_current``). The caller resolves
+    them once; building a run looks nothing up and touches no file or database."""
+
+    def __init__(self, nas: NasType, nas_settings: NasSettings, engine: Engine,
+                 kind: Kind | str = Kind.INCREMENTAL, flow_run_id: str | None = None) -> None:
+        if nas.nas_id != nas_settings.id:
+            raise ValueError(f"NAS object {nas.nas_id!r} does not match settings of "
+                             f"{nas_settings.id!r}")
+        self.nas = nas
+        self.nas_settings = nas_settings
+        self.engine = engine
         self.kind = Kind(kind)
         self.flow_run_id = flow_run_id
-        self.summary = RunSummary(nas=nas_id, kind=self.kind.value)
+        self.summary = RunSummary(nas=nas.nas_id, kind=self.kind.value)
         self.plan_: SyncPlan | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._next_batch: dict[tuple[str, int], Sequence[Fingerprint]] = {}
@@ -390,10 +396,12 @@ def _operator_message(exc: BaseException) -> str:
 Progress = Callable[[int, int], None]
 
 
-def run_sync(settings: Settings, nas_id: str, kind: Kind | str = Kind.INCREMENTAL,
-             on_progress: Progress | None = None, flow_run_id: str | None = None) -> RunSummary:
-    """All steps of one run, in a row. Raises (after recording the failure) on error."""
-    with SyncRun(settings, nas_id, kind, flow_run_id) as run:
+def run_sync(nas: NasType, nas_settings: NasSettings, engine: Engine,
+             kind: Kind | str = Kind.INCREMENTAL, on_progress: Progress | None = None,
+             flow_run_id: str | None = None) -> RunSummary:
+    """All steps of one run, in a row (the objects as :class:`SyncRun` takes them).
+    Raises (after recording the failure) on error."""
+    with SyncRun(nas, nas_settings, engine, kind, flow_run_id) as run:
         plan = run.plan()
         total, done = len(plan.to_read), 0
         for batch in run.batches():

@@ -19,6 +19,8 @@ from nasindex.config import Settings, load_settings
 from nasindex.demo import demo_patients
 from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import Instance, ItemError, Patient, Series, Study
+from nasindex.registry import open_nas
+from nasindex.sync import RunSummary, run_sync
 from nasindex_dicom_folder.demo import write_tree
 
 PYDICOM_FILES = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent
@@ -33,6 +35,13 @@ def write_config(path: Path, nas: dict[str, dict], index_url: str | None = None)
            "nas": tables}
     path.write_text(tomli_w.dumps(doc), encoding="utf-8")
     return load_settings(path)
+
+
+def run_nas(settings: Settings, nas_id: str, kind: str = "incremental",
+            **kwargs: object) -> RunSummary:
+    """One engine run of a configured NAS, resolved as the CLI resolves it."""
+    nas = settings.get_nas(nas_id)
+    return run_sync(open_nas(nas), nas, get_engine(settings.index.url), kind, **kwargs)
 
 
 def age(root: Path, seconds: float = 3600) -> None:

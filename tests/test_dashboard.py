@@ -14,9 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 from nasindex.demo import demo_patients
 from nasindex.index.db import get_engine, migrate
-from nasindex.sync import run_sync
 from nasindex_dicom_folder.demo import write_tree
-from support import age, write_config
+from support import age, run_nas, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "dashboard" / "app.py")
@@ -47,8 +46,8 @@ def demo(tmp_path_factory) -> Path:
     with config.open("a", encoding="utf-8") as f:  # runs link to the Prefect UI
         f.write('\n[prefect]\nui_url = "http://prefect.example:4200/"\n')
     migrate(settings.index.url)
-    run_sync(settings, "ct", "full", flow_run_id=FLOW_RUN)
-    run_sync(settings, "ct2", "full")
+    run_nas(settings, "ct", "full", flow_run_id=FLOW_RUN)
+    run_nas(settings, "ct2", "full")
     return config
 
 

@@ -10,9 +10,8 @@ from browser import Chromium, count_images, streamlit_app, text_present
 
 from nasindex.demo import demo_patients
 from nasindex.index.db import migrate
-from nasindex.sync import run_sync
 from nasindex_dicom_folder.demo import write_tree
-from support import age, write_config
+from support import age, run_nas, write_config
 
 SEARCH_BOX = 'input[aria-label="Name, Patient ID or accession number"]'
 
@@ -26,7 +25,7 @@ def test_a_search_in_the_browser_shows_its_result(tmp_path):
                                             "root": str(tmp_path / "ct"),
                                             "display_root": "\\\\nas1\\ct"}})
     migrate(settings.index.url)
-    run_sync(settings, "ct", "full")
+    run_nas(settings, "ct", "full")
     with streamlit_app(config) as base, Chromium() as browser:
         browser.goto(base + "/")
         browser.wait_for(text_present("Find a patient"), 60, "the search page")

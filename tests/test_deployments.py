@@ -27,9 +27,8 @@ from nasindex.config import Settings, load_settings
 from nasindex.demo import demo_patients
 from nasindex.health import nas_status
 from nasindex.index.db import get_engine, migrate
-from nasindex.sync import run_sync
 from nasindex_dicom_folder.demo import write_tree
-from support import age, write_config
+from support import age, run_nas, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
@@ -117,7 +116,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("stack")
     s = three_nas(base)
     for nas in ("ct", "ct2"):
-        run_sync(s, nas, "full")
+        run_nas(s, nas, "full")
     children = service.Children(base / "logs")
     port = free_port()
     env = {**os.environ, **service.prefect_env(base / "prefect-home",

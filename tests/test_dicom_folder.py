@@ -11,8 +11,7 @@ from nasindex.health import error_list
 from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import Instance, Patient
 from nasindex.registry import open_nas
-from nasindex.sync import run_sync
-from support import CHARSET_FILES, age, copy_testfile, write_config
+from support import CHARSET_FILES, age, copy_testfile, run_nas, write_config
 
 
 def _index_tree(tmp_path: Path, root: Path):
@@ -20,7 +19,7 @@ def _index_tree(tmp_path: Path, root: Path):
     settings = write_config(tmp_path / "nasindex.toml",
                             {"mixed": {"type": "dicom-folder", "root": str(root)}})
     migrate(settings.index.url)
-    summary = run_sync(settings, "mixed", "full")
+    summary = run_nas(settings, "mixed", "full")
     return settings, get_engine(settings.index.url), summary
 
 
@@ -66,7 +65,7 @@ def test_non_images_are_skipped_and_broken_files_recorded(tmp_path: Path) -> Non
     assert "truncated" in errors[0]["reason"]
     # Skipped files are remembered: a sync does not reopen them, nor retry the broken one
     # before its retry time.
-    again = run_sync(settings, "mixed", "incremental")
+    again = run_nas(settings, "mixed", "incremental")
     assert (again.new, again.changed, again.failed, again.indexed) == (0, 0, 0, 0)
     assert again.skipped == 5
 

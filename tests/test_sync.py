@@ -20,9 +20,8 @@ from nasindex.health import nas_status
 from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import IndexRun, Instance, ItemError
 from nasindex.search import SearchQuery, images, search
-from nasindex.sync import run_sync
 from nasindex_dicom_folder.demo import write_tree
-from support import age, dump, write_config
+from support import age, dump, run_nas, write_config
 
 
 def _files(root: Path) -> list[Path]:
@@ -32,7 +31,7 @@ def _files(root: Path) -> list[Path]:
 
 
 def test_untouched_files_are_not_reopened(settings, engine, ct_root):
-    run_sync(settings, "ct", "full")
+    run_nas(settings, "ct", "full")
     before = {row[0]: row for row in dump(engine)["instances"]}
     files = _files(ct_root)
     modified, deleted, untouched = files[0], files[1], files[2:]
@@ -51,7 +50,7 @@ def test_untouched_files_are_not_reopened(settings, engine, ct_root):
     age(ct_root / "new")
     added = len(_files(ct_root / "new"))
 
-    summary = run_sync(settings, "ct", "incremental")
+    summary = run_nas(settings, "ct", "incremental")
     assert (summary.new, summary.changed, summary.missing, summary.failed) == (added, 1, 1, 0)
     after = {row[0]: row for row in dump(engine)["instances"]}
     rel = lambda p: p.relative_to(ct_root).as_posix()  # noqa: E731
@@ -66,15 +65,15 @@ def test_untouched_files_are_not_reopened(settings, engine, ct_root):
 
 
 def test_deleted_file_that_returns_is_revived(settings, engine, ct_root):
-    run_sync(settings, "ct", "full")
+    run_nas(settings, "ct", "full")
     victim = _files(ct_root)[0]
     saved = victim.read_bytes()
     st = victim.stat()
     victim.unlink()
-    assert run_sync(settings, "ct", "incremental").missing == 1
+    assert run_nas(settings, "ct", "incremental").missing == 1
     victim.write_bytes(saved)
     os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
-    back = run_sync(settings, "ct", "incremental")
+    back = run_nas(settings, "ct", "incremental")
     assert back.revived == 1 and back.new == 0
     assert all(row[4] is False for row in dump(engine)["instances"])
 
@@ -82,13 +81,13 @@ def test_deleted_file_that_returns_is_revived(settings, engine, ct_root):
 @pytest.mark.parametrize("breakage", ["missing", "empty"])
 def test_unmounted_or_empty_root_fails_and_changes_nothing(settings, engine, ct_root,
                                                            breakage):
-    run_sync(settings, "ct", "full")
+    run_nas(settings, "ct", "full")
     before = dump(engine)
     shutil.rmtree(ct_root)
     if breakage == "empty":
         ct_root.mkdir()  # what an unmounted mount point looks like
     with pytest.raises(NasUnavailable, match="ct") as info:
-        run_sync(settings, "ct", "incremental")
+        run_nas(settings, "ct", "incremental")
     assert "mount" in str(info.value)
     assert dump(engine) == before
     last = nas_status(engine)[0]["last_run"]
@@ -96,13 +95,13 @@ def test_unmounted_or_empty_root_fails_and_changes_nothing(settings, engine, ct_
 
 
 def test_mass_disappearance_fails_and_changes_nothing(settings, engine, ct_root):
-    run_sync(settings, "ct", "full")
+    run_nas(settings, "ct", "full")
     before = dump(engine)
     files = _files(ct_root)
     for path in files[: len(files) // 2]:
         path.unlink()
     with pytest.raises(UnsafeSync, match="max_missing_fraction"):
-        run_sync(settings, "ct", "incremental")
+        run_nas(settings, "ct", "incremental")
     assert dump(engine) == before
 
 
@@ -112,10 +111,10 @@ def test_files_still_being_written_wait_for_the_next_run(tmp_path, ct_root):
     migrate(settings.index.url)
     fresh = _files(ct_root)[0]
     os.utime(fresh)  # written just now
-    summary = run_sync(settings, "ct", "full")
+    summary = run_nas(settings, "ct", "full")
     assert summary.deferred == 1 and summary.indexed == len(_files(ct_root)) - 1
     age(ct_root)
-    assert run_sync(settings, "ct", "incremental").new == 1
+    assert run_nas(settings, "ct", "incremental").new == 1
 
 
 def test_failed_file_is_retried_later_and_on_demand(settings, engine, ct_root):
@@ -123,15 +122,15 @@ def test_failed_file_is_retried_later_and_on_demand(settings, engine, ct_root):
     good = _files(ct_root)[0].read_bytes()
     broken.write_bytes(good[: len(good) // 2])  # truncated copy
     age(ct_root)
-    assert run_sync(settings, "ct", "full").failed == 1
-    assert run_sync(settings, "ct", "incremental").failed == 0  # not due yet
-    retry = run_sync(settings, "ct", "retry")
+    assert run_nas(settings, "ct", "full").failed == 1
+    assert run_nas(settings, "ct", "incremental").failed == 0  # not due yet
+    retry = run_nas(settings, "ct", "retry")
     assert (retry.failed, retry.indexed) == (1, 0)
     with engine.connect() as conn:
         assert conn.scalar(select(ItemError.attempts)) == 2
     broken.write_bytes(good)  # repaired: a whole, valid file
     os.utime(broken, (time.time() - 600, time.time() - 600))
-    fixed = run_sync(settings, "ct", "incremental")
+    fixed = run_nas(settings, "ct", "incremental")
     assert fixed.changed == 0 and fixed.new == 1 and fixed.failed == 0
     assert dump(engine)["errors"] == []
 
@@ -164,8 +163,8 @@ def test_killed_run_converges_when_rerun(tmp_path: Path) -> None:
     assert 0 < partial < total, "the run was not caught halfway"
     assert partial % 20 == 0  # whole batches only: each commits atomically
 
-    run_sync(killed, "ct", "full")
-    run_sync(clean, "ct", "full")
+    run_nas(killed, "ct", "full")
+    run_nas(clean, "ct", "full")
     assert dump(engine) == dump(get_engine(clean.index.url))
     with engine.connect() as conn:
         statuses = list(conn.scalars(select(IndexRun.status).order_by(IndexRun.id)))
@@ -176,5 +175,17 @@ def test_two_runs_of_one_nas_never_overlap(settings, engine):
     from nasindex.store import RunInProgress, run_lock
 
     with run_lock(engine, "ct"), pytest.raises(RunInProgress, match="'ct'"):
-        run_sync(settings, "ct", "incremental")
-    assert run_sync(settings, "ct", "incremental").status == "succeeded"
+        run_nas(settings, "ct", "incremental")
+    assert run_nas(settings, "ct", "incremental").status == "succeeded"
+
+
+def test_a_run_is_built_from_ready_objects_without_io(tmp_path: Path, settings) -> None:
+    from nasindex.registry import open_nas
+    from nasindex.sync import SyncRun
+
+    nas = settings.get_nas("ct")
+    nowhere = get_engine(f"sqlite:///{tmp_path / 'absent' / 'index.db'}")
+    run = SyncRun(open_nas(nas), nas, nowhere, "full")  # no schema check, no NAS check
+    assert run.summary.nas == "ct" and not (tmp_path / "absent").exists()
+    with pytest.raises(ValueError, match="does not match"):
+        SyncRun(open_nas(nas), nas.model_copy(update={"id": "other"}), nowhere)

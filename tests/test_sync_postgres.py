@@ -7,8 +7,7 @@ import pytest
 
 from nasindex.index.db import get_engine, migrate
 from nasindex.store import RunInProgress, run_lock
-from nasindex.sync import run_sync
-from support import dump, write_config
+from support import dump, run_nas, write_config
 
 
 def test_same_index_on_postgresql_and_sqlite(tmp_path, ct_root, postgres_url):
@@ -17,10 +16,10 @@ def test_same_index_on_postgresql_and_sqlite(tmp_path, ct_root, postgres_url):
     pg = write_config(tmp_path / "pg" / "nasindex.toml", nas, index_url=postgres_url)
     for s in (lite, pg):
         migrate(s.index.url)
-        run_sync(s, "ct", "full")
+        run_nas(s, "ct", "full")
     next(ct_root.rglob("*.dcm")).unlink()
     for s in (lite, pg):
-        assert run_sync(s, "ct", "incremental").missing == 1
+        assert run_nas(s, "ct", "incremental").missing == 1
     pg_dump = dump(get_engine(pg.index.url))
     assert pg_dump == dump(get_engine(lite.index.url))
     assert sum(row[4] for row in pg_dump["instances"]) == 1  # one tombstone
