@@ -1,3 +1,3 @@
 from postgres import postgres_server, postgres_url  # noqa: F401  (throwaway PostgreSQL)
 
-from support import ct_root, engine, settings  # noqa: F401  (fixtures)
+from support import cli_demo, ct_root, engine, settings  # noqa: F401  (fixtures)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -110,3 +111,37 @@ def stop_process(proc: subprocess.Popen, grace: float = 10) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+# CLI processes run as on an installed system, where Python caches bytecode (some
+# sandboxes set PYTHONDONTWRITEBYTECODE: then every process compiles every module).
+CLI_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def start_cli(*args: str, cwd: Path, env: dict | None = None,
+              python_flags: tuple[str, ...] = ()) -> subprocess.Popen:
+    """``nasindex ARGS`` as a real process (started, not awaited)."""
+    return subprocess.Popen([sys.executable, *python_flags, "-m", "nasindex.cli", *args],
+                            cwd=cwd, env={**CLI_ENV, **(env or {})}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None, check: bool = True,
+            python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """``nasindex ARGS`` as a user runs it; fails the test on a non-zero exit if ``check``."""
+    proc = start_cli(*args, cwd=cwd, env=env, python_flags=python_flags)
+    out, err = proc.communicate(timeout=300)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    if check and done.returncode != 0:
+        raise AssertionError(f"nasindex {' '.join(args)} failed:\n{out}\n{err}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def cli_demo(tmp_path_factory) -> Path:
+    """A folder with the CLI's demo (3 patients), indexed: ``nasindex`` runs there."""
+    cwd = tmp_path_factory.mktemp("demo")
+    run_cli("demo", "--patients", "3", "--slices", "3", cwd=cwd)
+    run_cli("init", cwd=cwd)
+    run_cli("index", "--all", cwd=cwd)
+    return cwd

@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from nasindex.demo import demo_patients
+from support import run_cli as nasindex
 
 
-def nasindex(*args: str, cwd: Path, env: dict | None = None, check: bool = True):
-    proc = subprocess.run([sys.executable, "-m", "nasindex.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"nasindex {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory) -> Path:
-    cwd = tmp_path_factory.mktemp("demo")
-    nasindex("demo", "--patients", "3", "--slices", "3", cwd=cwd)
-    nasindex("init", cwd=cwd)
-    nasindex("index", "--all", cwd=cwd)
-    return cwd
-
-
-def test_demo_index_search_finds_a_patient_typed_given_name_first(demo_dir: Path) -> None:
+def test_demo_index_search_finds_a_patient_typed_given_name_first(cli_demo: Path) -> None:
     patient = demo_patients(3)[0]  # MÜLLER^<given>
     family, given = patient.name.split("^")
     typed = f"{given} {family}".lower()
-    hits = json.loads(nasindex("search", typed, "--json", cwd=demo_dir).stdout)
+    hits = json.loads(nasindex("search", typed, "--json", cwd=cli_demo).stdout)
     ct = [h for h in hits if h["nas"] == "ct"]
     assert [h["patient_id"] for h in ct] == [patient.patient_id]
     assert ct[0]["patient_name"] == patient.name
@@ -47,14 +27,14 @@ def test_demo_index_search_finds_a_patient_typed_given_name_first(demo_dir: Path
 
 
 @pytest.mark.parametrize("typed", ["Müller*", "muller", "M?LLER", "MÜLLER^"])
-def test_name_forms_a_clinician_types(demo_dir: Path, typed: str) -> None:
-    hits = json.loads(nasindex("search", typed, "--json", cwd=demo_dir).stdout)
+def test_name_forms_a_clinician_types(cli_demo: Path, typed: str) -> None:
+    hits = json.loads(nasindex("search", typed, "--json", cwd=cli_demo).stdout)
     assert "PAT00001" in {h["patient_id"] for h in hits}
 
 
-def test_images_json_gives_exact_and_workstation_paths(demo_dir: Path) -> None:
+def test_images_json_gives_exact_and_workstation_paths(cli_demo: Path) -> None:
     rows = json.loads(nasindex("images", "--nas", "ct", "--patient-id", "PAT00001", "--json",
-                               cwd=demo_dir).stdout)
+                               cwd=cli_demo).stdout)
     assert rows and all(Path(r["path"]).is_file() for r in rows)
     first = rows[0]
     assert first["display_path"].startswith("\\\\nas1\\ct\\PAT00001\\")
@@ -64,8 +44,8 @@ def test_images_json_gives_exact_and_workstation_paths(demo_dir: Path) -> None:
                           "display_path", "format", "transfer_syntax", "size", "missing_since"}
 
 
-def test_status_json_reports_counts_and_last_run(demo_dir: Path) -> None:
-    rows = {r["nas"]: r for r in json.loads(nasindex("status", "--json", cwd=demo_dir).stdout)}
+def test_status_json_reports_counts_and_last_run(cli_demo: Path) -> None:
+    rows = {r["nas"]: r for r in json.loads(nasindex("status", "--json", cwd=cli_demo).stdout)}
     ct = rows["ct"]
     assert ct["type"] == "dicom-folder"
     assert ct["patients"] == 3 and ct["instances"] > 0 and ct["missing"] == 0
@@ -82,7 +62,7 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
 
 
 def test_a_broken_plugin_is_listed_and_the_others_keep_working(tmp_path: Path,
-                                                                demo_dir: Path) -> None:
+                                                                cli_demo: Path) -> None:
     # A real installed-looking distribution whose entry point fails to import.
     site = tmp_path / "site"
     (site / "broken_nas").mkdir(parents=True)
@@ -93,10 +73,10 @@ def test_a_broken_plugin_is_listed_and_the_others_keep_working(tmp_path: Path,
     (dist / "entry_points.txt").write_text(
         "[nasindex.nas_types]\ntape = broken_nas:Tape\n")
     env = {"PYTHONPATH": str(site)}
-    out = nasindex("plugins", cwd=demo_dir, env=env).stdout
+    out = nasindex("plugins", cwd=cli_demo, env=env).stdout
     assert "dicom-folder" in out
     assert "tape" in out and "No module named 'does_not_exist'" in out
-    hits = json.loads(nasindex("search", "muller", "--json", cwd=demo_dir, env=env).stdout)
+    hits = json.loads(nasindex("search", "muller", "--json", cwd=cli_demo, env=env).stdout)
     assert hits
 
 
@@ -109,13 +89,13 @@ def test_a_failed_run_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
     assert "does not exist" in proc.stderr and "mount" in proc.stderr
 
 
-def test_search_by_birth_date_and_accession(demo_dir: Path) -> None:
+def test_search_by_birth_date_and_accession(cli_demo: Path) -> None:
     patient = demo_patients(3)[1]
     accession = patient.studies[0].accession
     by_birth = json.loads(nasindex("search", "--born", patient.birth_date, "--nas", "ct",
-                                   "--json", cwd=demo_dir).stdout)
+                                   "--json", cwd=cli_demo).stdout)
     assert [h["patient_id"] for h in by_birth] == [patient.patient_id]
     by_acc = json.loads(nasindex("search", "--accession", accession, "--json",
-                                 cwd=demo_dir).stdout)
+                                 cwd=cli_demo).stdout)
     assert {h["patient_id"] for h in by_acc} == {patient.patient_id}
     assert [s["accession"] for s in by_acc[0]["studies"]] == [accession]

@@ -1,0 +1,51 @@
+"""The ``nasindex`` command line. Thin: every command calls the engine, search or health
+functions that the flows and the dashboard use too.
+
+Start-up is part of the product (``search``, ``images``, ``status`` and ``--help`` in
+<= 0.25 s): importing this package costs typer and these small modules only. Each
+command imports what it needs when it runs (SQLAlchemy, rich, pydicom...), and plugin
+commands load when invoked (:mod:`nasindex.cli.commands`). The sync engine's worker
+processes re-run ``__main__`` too, so this matters twice. tests/test_cli_startup.py
+keeps it so.
+
+| module | commands |
+|---|---|
+| :mod:`~nasindex.cli.runs` | init, index, sync, retry |
+| :mod:`~nasindex.cli.find` | search, images |
+| :mod:`~nasindex.cli.ops` | status, plugins, deployments, demo |
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nasindex.cli import find, ops, runs, usage
+from nasindex.cli.commands import CommandGroup
+from nasindex.cli.options import set_config_path, settings
+
+__all__ = ["app", "main", "settings"]
+
+app = typer.Typer(help="Index the medical images on several NAS devices; search them.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=CommandGroup,
+                  rich_markup_mode=None)
+
+for module, names in ((runs, ("init", "index", "sync", "retry")), (find, ("search", "images")),
+                      (ops, ("status", "plugins", "deployments", "demo"))):
+    for name in names:
+        app.command(name)(getattr(module, name))
+
+
+@app.callback()
+def _global(config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Config file (default: $NASINDEX_CONFIG or ./nasindex.toml).")
+        ] = None) -> None:
+    set_config_path(config)
+
+
+def main(args: list[str] | None = None) -> None:
+    """The ``nasindex`` console script."""
+    sys.exit(usage.run(app, args))
