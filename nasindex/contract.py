@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from nasindex.paths import real_path
+
 if TYPE_CHECKING:  # annotations only: numpy and pydicom cost every CLI run ~0.25 s
     import numpy as np
 
@@ -34,7 +36,10 @@ class Fingerprint:
     ``key`` is the item's stable identity on its NAS (a file's path relative to the root,
     or a database source key); ``rel_path`` is where its file lies under the NAS root
     (POSIX separators); ``version`` is anything else that changes with the item (a row's
-    modification stamp), empty when unused.
+    modification stamp), empty when unused. Paths are text as the index stores them:
+    names read from the file system go through :func:`nasindex.paths.escape_path`
+    (undecodable bytes and control characters become ``\\xNN``), and
+    :func:`nasindex.paths.real_path` opens them again.
     """
 
     key: str
@@ -74,17 +79,24 @@ class InstanceRecord:
     lossless: bool | None = None
     content_hash: str | None = None
     version: str = ""
+    # Indexed, with a remark for the error table (e.g. values cut at DICOM's length
+    # limits); the engine sets it, a NAS type may too.
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ItemFailure:
     """An item that could not be indexed. ``skipped`` items are not images at all
-    (Thumbs.db, DICOMDIR) and are only counted; the others become error rows."""
+    (Thumbs.db, DICOMDIR) and are only counted; the others become error rows.
+    ``io_error`` says the NAS did not deliver the bytes (vanished, permission denied,
+    I/O error), as opposed to a broken file: when most reads of a run fail so, the
+    share is taken to have gone away and the run fails as a whole."""
 
     key: str
     rel_path: str
     reason: str
     skipped: bool = False
+    io_error: bool = False
     size: int | None = None  # the fingerprint that failed (filled in by the engine)
     mtime_ns: int | None = None
 
@@ -96,13 +108,18 @@ class ScanResult:
     ``cursor`` is stored after a successful run and handed back to the next ``scan``.
     ``ordered`` promises items in ascending key order (Python ``str`` order, i.e. code
     points): the engine then merges them with the index in one pass, in memory that does
-    not grow with the NAS, instead of holding every indexed fingerprint in a dict."""
+    not grow with the NAS, instead of holding every indexed fingerprint in a dict.
+    ``failures`` are items that exist but could not be listed (a folder without read
+    permission, a symlink loop), filled in by the time ``items`` is exhausted: each
+    becomes an error row, and nothing under it is tombstoned (a key ending in ``/``
+    covers every key that starts with it)."""
 
     items: Iterable[Fingerprint]
     complete: bool = True
     cursor: str | None = None
     skipped: list[ItemFailure] = field(default_factory=list)
     ordered: bool = False
+    failures: list[ItemFailure] = field(default_factory=list)
 
 
 class NasOptions(BaseModel):
@@ -146,7 +163,7 @@ class NasType:
 
     def inside_root(self, rel_path: str) -> Path:
         """The absolute path of ``rel_path``, refusing anything that escapes the NAS root."""
-        path = (self.root / rel_path).resolve()
+        path = real_path(self.root, rel_path).resolve()
         if not path.is_relative_to(self.root.resolve()):
             raise ValueError(f"{rel_path!r} is outside the root of NAS {self.nas_id!r}")
         return path

@@ -164,17 +164,32 @@ class BatchCounts:
     skipped: int = 0
 
 
-def write_batch(engine: Engine, nas_pk: int,
-                outcomes: Iterable[InstanceRecord | ItemFailure]) -> BatchCounts:
-    """Upsert one batch of read results in a single transaction."""
+def write_batch(engine: Engine, nas_pk: int, outcomes: Iterable[InstanceRecord | ItemFailure],
+                run_pk: int | None = None, run_counts: dict[str, int] | None = None
+                ) -> BatchCounts:
+    """Upsert one batch of read results in a single transaction, adding to the run
+    record's counts (``run_counts`` plus failed and skipped) in the same transaction:
+    whatever happens later, the run record says what was committed."""
     records = [o for o in outcomes if isinstance(o, InstanceRecord)]
     failures = [o for o in outcomes if isinstance(o, ItemFailure)]
+    skipped = sum(f.skipped for f in failures)
+    counts = BatchCounts(len(records), len(failures) - skipped, skipped)
     now = utcnow()
     with engine.begin() as conn:
         _write_records(conn, nas_pk, records, now)
         _write_failures(conn, nas_pk, failures, now)
-    skipped = sum(f.skipped for f in failures)
-    return BatchCounts(len(records), len(failures) - skipped, skipped)
+        if run_pk is not None:
+            added = {**(run_counts or {}), "failed": counts.failed, "skipped": counts.skipped}
+            conn.execute(update(IndexRun).where(IndexRun.id == run_pk).values(
+                {getattr(IndexRun, k): getattr(IndexRun, k) + v for k, v in added.items()}))
+    return counts
+
+
+def write_failures(engine: Engine, nas_pk: int, failures: Sequence[ItemFailure]) -> None:
+    """Error rows for items that could not even be listed (a scan's failures)."""
+    if failures:
+        with engine.begin() as conn:
+            _write_failures(conn, nas_pk, list(failures), utcnow())
 
 
 def _write_records(conn: Connection, nas_pk: int, records: list[InstanceRecord],

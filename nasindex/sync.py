@@ -27,11 +27,15 @@ from nasindex import store
 from nasindex.config import NasSettings
 from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
 from nasindex.errors import NasIndexError, UnsafeSync
+from nasindex.guards import ListingShield, ReadGuard, listing_note
 from nasindex.index.models import RUN_COUNTS, Study, utcnow
 
 IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
 CHUNK = 50  # items per task sent to a worker process
 SIZE, MISSING = 1, 4  # positions in a store.Known row: fingerprint is [SIZE:MISSING]
+# Why an item is read (SyncPlan.why, one byte per item of to_read): a run counts as new
+# and changed only the items it committed.
+REREAD, NEW, CHANGED, RETRIED = range(4)
 
 
 class Kind(StrEnum):
@@ -43,6 +47,7 @@ class Kind(StrEnum):
 @dataclass(slots=True)
 class SyncPlan:
     to_read: list[Fingerprint] = field(default_factory=list)
+    why: bytearray = field(default_factory=bytearray)  # REREAD/NEW/... per to_read item
     new: int = 0
     changed: int = 0
     retried: int = 0
@@ -53,6 +58,7 @@ class SyncPlan:
     gone: list[str] = field(default_factory=list)
     errors_gone: list[str] = field(default_factory=list)
     cursor: str | None = None
+    failures: list[ItemFailure] = field(default_factory=list)  # what could not be listed
 
 
 @dataclass(slots=True)
@@ -113,6 +119,8 @@ class SyncRun:
         self.plan_: SyncPlan | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._next_batch: dict[tuple[str, int], Sequence[Fingerprint]] = {}
+        self._batch_start: dict[tuple[str, int], int] = {}
+        self._reads = ReadGuard(nas_id)
         self._ahead: dict[tuple[str, int], list[Future]] = {}
         self._lock = None
         self._started = 0.0
@@ -138,8 +146,12 @@ class SyncRun:
             if exc is not None:
                 self.summary.status = "failed"
                 self.summary.message = _operator_message(exc)
+                if self._reads.tripped:  # read again by the next run, not after a delay
+                    store.forget_errors(self.engine, self.nas_pk, self._reads.io_failed)
             elif self.summary.status == "running":
                 self.summary.status = "succeeded"
+                if self.plan_ is not None and self.plan_.failures:
+                    self.summary.message = listing_note(self.plan_.failures)
             self.summary.seconds = time.perf_counter() - self._started
             store.finish_run(self.engine, self.summary.run_id, self.summary.status,
                              self.summary.message, self.summary.counts())
@@ -169,14 +181,20 @@ class SyncRun:
         plan = self._diff(pairs, errors)
         plan.skipped += len(scan.skipped)
         plan.cursor = scan.cursor
+        plan.failures = list(scan.failures)
         if scan.complete:
-            plan.gone = unlisted.gone
-            plan.errors_gone = [k for k in errors if k not in self._seen_errors]
+            # What could not be listed is not gone: nothing under it is tombstoned, and
+            # its error rows stay.
+            shielded = ListingShield(plan.failures)
+            plan.gone = [k for k in unlisted.gone if not shielded.covers(k)]
+            plan.errors_gone = [k for k in errors
+                                if k not in self._seen_errors and not shielded.covers(k)]
             self._check_safe(plan, unlisted.present)
         self.plan_ = plan
         s = self.summary
-        s.seen, s.new, s.changed, s.deferred = plan.seen, plan.new, plan.changed, plan.deferred
-        s.skipped = plan.skipped
+        s.seen, s.deferred, s.skipped = plan.seen, plan.deferred, plan.skipped
+        s.failed = len(plan.failures)
+        s.first_errors = [(f.rel_path, f.reason) for f in plan.failures[:10]]
         return plan
 
     def _diff(self, pairs: Iterable[tuple[Fingerprint, store.Known | None]],
@@ -204,25 +222,31 @@ class SyncRun:
                     continue  # failed before; waits for its retry time
                 plan.retried += 1
                 plan.to_read.append(fp)
+                plan.why.append(RETRIED)
             elif old is None:
                 if not retry:
                     plan.new += 1
                     plan.to_read.append(fp)
+                    plan.why.append(NEW)
             elif not same:
                 if not retry:
                     plan.changed += 1
                     plan.to_read.append(fp)
+                    plan.why.append(CHANGED)
             elif full:
                 plan.to_read.append(fp)
+                plan.why.append(REREAD)
             elif old[MISSING]:
                 plan.revive.append(fp.key)
         return plan
 
     def _check_safe(self, plan: SyncPlan, present: int) -> None:
         if present and plan.seen == 0:
+            unlisted = (f" ({plan.failures[0].rel_path}: {plan.failures[0].reason})"
+                        if plan.failures else "")
             raise UnsafeSync(
-                f"NAS {self.nas_settings.id!r} listed no items but the index holds {present}. "
-                "Is the share mounted? Nothing was changed.")
+                f"NAS {self.nas_settings.id!r} listed no items{unlisted} but the index holds "
+                f"{present}. Is the share mounted? Nothing was changed.")
         limit = self.nas_settings.max_missing_fraction
         if present and len(plan.gone) > limit * present:
             raise UnsafeSync(
@@ -236,19 +260,27 @@ class SyncRun:
         size = self.nas_settings.batch_size
         batches = [todo[i:i + size] for i in range(0, len(todo), size)]
         self._next_batch = {_batch_id(a): b for a, b in pairwise(batches)}
+        self._batch_start = {_batch_id(b): i * size for i, b in enumerate(batches)}
         return batches
 
     def ingest(self, batch: Sequence[Fingerprint]) -> store.BatchCounts:
-        """Read one batch (in worker processes when it pays) and commit it atomically."""
+        """Read one batch (in worker processes when it pays) and commit it atomically,
+        with the run record's counts of what it committed."""
         outcomes = list(self._read(batch))
         by_key = {fp.key: fp for fp in batch}
         outcomes = [_with_fingerprint(o, by_key[o.key]) if isinstance(o, ItemFailure) else o
                     for o in outcomes]
+        self._reads.check(outcomes, self.nas)
         fresh = self._new_studies(o for o in outcomes if isinstance(o, InstanceRecord))
-        counts = store.write_batch(self.engine, self.nas_pk, outcomes)
+        new, changed = self._committed_kinds(batch, outcomes)
+        counts = store.write_batch(self.engine, self.nas_pk, outcomes, self.summary.run_id,
+                                   {"new": new, "changed": changed})
+        self._reads.written(outcomes)
         s = self.summary
         for modality in fresh:
             s.new_studies[modality] = s.new_studies.get(modality, 0) + 1
+        s.new += new
+        s.changed += changed
         s.indexed += counts.indexed
         s.failed += counts.failed
         s.skipped += counts.skipped
@@ -256,6 +288,17 @@ class SyncRun:
             if isinstance(o, ItemFailure) and not o.skipped and len(s.first_errors) < 10:
                 s.first_errors.append((o.rel_path, o.reason))
         return counts
+
+    def _committed_kinds(self, batch: Sequence[Fingerprint],
+                         outcomes: list[InstanceRecord | ItemFailure]) -> tuple[int, int]:
+        """How many of the batch's items that are indexed now were new, and changed."""
+        start = self._batch_start.get(_batch_id(batch))
+        if start is None:
+            return 0, 0
+        why = self._require_plan().why
+        indexed = {o.key for o in outcomes if isinstance(o, InstanceRecord)}
+        kinds = [why[start + i] for i, fp in enumerate(batch) if fp.key in indexed]
+        return kinds.count(NEW), kinds.count(CHANGED)
 
     def _new_studies(self, records: Iterable[InstanceRecord]) -> list[str]:
         """One modality per (study not yet in the index, modality) among ``records``."""
@@ -298,6 +341,7 @@ class SyncRun:
     def reconcile(self) -> None:
         """Tombstone what is gone, revive what came back unchanged, keep the cursor."""
         plan = self._require_plan()
+        store.write_failures(self.engine, self.nas_pk, plan.failures)
         self.summary.missing = store.tombstone(self.engine, self.nas_pk, plan.gone)
         self.summary.revived = store.revive(self.engine, self.nas_pk, plan.revive)
         store.forget_errors(self.engine, self.nas_pk, plan.errors_gone)

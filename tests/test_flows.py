@@ -124,6 +124,21 @@ def test_failing_nas_fails_clearly_while_another_succeeds_then_recovers(tmp_path
     assert again.is_completed(), again.message
 
 
+def test_a_folder_that_cannot_be_listed_is_in_the_run_report(tmp_path):
+    root = ct_tree(tmp_path / "ct")
+    loop = next(root.iterdir()) / "loop"
+    loop.symlink_to(loop.parent, target_is_directory=True)  # a folder inside itself
+    s = write_config(tmp_path / "nasindex.toml", {"ct": {
+        "type": "dicom-folder", "root": str(root), "follow_symlinks": True}})
+    migrate(s.index.url)
+    state = full_index("ct", str(s.path), return_state=True)
+    assert state.is_completed(), state.message
+    report = artifacts_of(state.state_details.flow_run_id)["markdown"].data
+    folder = loop.relative_to(root).as_posix() + "/"
+    assert f"| `{folder}` | folder cannot be listed (symbolic link loop" in report
+    assert "could not be listed" in report  # the run message, quoted at the top
+
+
 def test_run_lock_skips_a_sync_waits_a_full_index_and_leaves_other_nas_alone(tmp_path):
     s = two_nas(tmp_path)
     engine = get_engine(s.index.url)

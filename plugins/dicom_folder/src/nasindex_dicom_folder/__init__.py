@@ -8,7 +8,9 @@ run loads this module, and a no-change sync never needs pydicom (~0.25 s to impo
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from nasindex.contract import (
     ScanResult,
 )
 from nasindex.errors import NasUnavailable
+from nasindex.paths import escape_path, real_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,30 +62,68 @@ class DicomFolder(NasType):
             )
 
     def scan(self, cursor: str | None = None) -> ScanResult:
-        skipped: list[ItemFailure] = []
-        return ScanResult(items=self._walk(self.root, "", skipped), complete=True,
-                          skipped=skipped, ordered=True)
+        result = ScanResult(items=(), complete=True, ordered=True)
+        result.items = self._walk(self.root, "", result, set())
+        return result
 
-    def _walk(self, folder: Path, prefix: str, skipped: list[ItemFailure]
-              ) -> Iterator[Fingerprint]:
-        """Depth first, in key order: a folder's entries sorted by name, a sub-folder's
-        name with its "/" (so "a.dcm" < "a/b.dcm", as the keys compare)."""
+    def _walk(self, folder: Path, prefix: str, result: ScanResult,
+              above: set[tuple[int, int]]) -> Iterator[Fingerprint]:
+        """Depth first, in key order: a folder's entries sorted by escaped name, a
+        sub-folder's name with its "/" (so "a.dcm" < "a/b.dcm", as the keys compare).
+        A folder or file that cannot be listed is recorded in ``result.failures`` and
+        the walk goes on; ``above`` holds the folders on the way down (symlink loops)."""
+        try:
+            entries = self._entries(folder, above)
+        except FileNotFoundError:
+            if not prefix:
+                raise
+            return  # gone since its parent was listed: so is everything below it
+        except OSError as exc:
+            if not prefix:
+                raise  # the root itself: check() explains it; the run fails
+            result.failures.append(ItemFailure(
+                prefix, prefix, f"folder cannot be listed ({_why(exc)}); nothing below it "
+                "was marked missing", io_error=True))
+            return
         follow = self.options.follow_symlinks
-        with os.scandir(folder) as listing:
-            entries = sorted(((e.name + "/" if e.is_dir(follow_symlinks=follow) else e.name, e)
-                              for e in listing), key=lambda pair: pair[0])
-        for name, entry in entries:
+        here = above | {_identity(folder)}
+        for name, entry, is_dir in entries:
             rel = prefix + name
-            if name.endswith("/"):
-                yield from self._walk(Path(entry.path), rel, skipped)
+            if is_dir:
+                yield from self._walk(Path(entry.path), rel, result, here)
                 continue
-            if not entry.is_file(follow_symlinks=follow):
+            try:
+                st = entry.stat(follow_symlinks=follow)
+            except FileNotFoundError:
+                continue  # deleted between the folder's listing and this stat: gone
+            except OSError as exc:  # a symlink loop, a dangling link, an I/O error
+                result.failures.append(ItemFailure(rel, rel, f"cannot be listed ({_why(exc)})",
+                                                   io_error=True))
                 continue
-            st = entry.stat(follow_symlinks=follow)
+            if not stat.S_ISREG(st.st_mode):
+                continue  # a pipe, socket or device: never an image
             if name.lower() in NOT_IMAGES or st.st_size == 0:
-                skipped.append(ItemFailure(rel, rel, "not an image", skipped=True))
+                result.skipped.append(ItemFailure(rel, rel, "not an image", skipped=True))
                 continue
             yield Fingerprint(rel, rel, st.st_size, st.st_mtime_ns)
+
+    def _entries(self, folder: Path, above: set[tuple[int, int]]
+                 ) -> list[tuple[str, os.DirEntry, bool]]:
+        """(escaped name, entry, is a folder) of one folder, sorted by name. Entries that
+        are neither folders nor files are kept when they are symbolic links followed
+        (the stat that follows tells what is wrong with them) and dropped otherwise."""
+        if _identity(folder) in above:
+            raise OSError(errno.ELOOP, "symbolic link loop: a folder contains itself")
+        follow = self.options.follow_symlinks
+        with os.scandir(folder) as listing:
+            found = []
+            for e in listing:
+                is_dir, listed = _kind(e, follow)
+                if listed:
+                    name = escape_path(e.name)
+                    found.append((name + "/" if is_dir else name, e, is_dir))
+        found.sort(key=lambda entry: entry[0])
+        return found
 
     def read(self, batch: Sequence[Fingerprint]) -> list[InstanceRecord | ItemFailure]:
         return [self._read_one(fp) for fp in batch]
@@ -91,11 +132,14 @@ class DicomFolder(NasType):
         from nasindex_dicom_folder.reader import NotDicom, parse_dicom
 
         try:
-            with open(self.root / fp.rel_path, "rb") as f:
+            with open(real_path(self.root, fp.rel_path), "rb") as f:
                 st = os.fstat(f.fileno())
                 data = f.read()
+        except FileNotFoundError:
+            return ItemFailure(fp.key, fp.rel_path, "vanished between listing and reading",
+                               io_error=True)
         except OSError as exc:
-            return ItemFailure(fp.key, fp.rel_path, f"unreadable: {exc.strerror or exc}")
+            return ItemFailure(fp.key, fp.rel_path, f"unreadable: {_why(exc)}", io_error=True)
         try:
             return parse_dicom(fp.key, fp.rel_path, data, st.st_mtime_ns)
         except NotDicom as exc:
@@ -121,3 +165,24 @@ class DicomFolder(NasType):
         if pixels.ndim == 3 and ds.get("SamplesPerPixel", 1) == 1:
             pixels = pixels[0]  # first frame of a multi-frame image
         return np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
+
+
+def _kind(entry: os.DirEntry, follow: bool) -> tuple[bool, bool]:
+    """(is a folder, is listed): folders and files are; so is a followed symbolic link
+    whose target cannot be reached (a loop), for its stat to report why."""
+    try:
+        if entry.is_dir(follow_symlinks=follow):
+            return True, True
+        return False, entry.is_file(follow_symlinks=follow)
+    except OSError:
+        return False, follow and entry.is_symlink()
+
+
+def _identity(folder: Path) -> tuple[int, int]:
+    st = os.stat(folder)
+    return st.st_dev, st.st_ino
+
+
+def _why(exc: OSError) -> str:
+    """The OS's reason without the path (the error row names the path, escaped)."""
+    return exc.strerror or type(exc).__name__

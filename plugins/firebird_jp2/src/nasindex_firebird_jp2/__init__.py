@@ -37,6 +37,7 @@ from nasindex.contract import (
 )
 from nasindex.demo import DemoPatient
 from nasindex.errors import ConfigError, NasUnavailable
+from nasindex.paths import escape_path, real_path
 from nasindex_firebird_jp2.connection import connect, snapshot
 from nasindex_firebird_jp2.jp2 import NotJpeg2000, decode, read_header
 from nasindex_firebird_jp2.mapping import (
@@ -239,7 +240,7 @@ class FirebirdJp2(NasType):
 
     def _stat(self, key: str, rel_path: str, version: str, row: tuple) -> RowFingerprint:
         try:
-            st = os.stat(f"{self._root}/{rel_path}")
+            st = os.stat(real_path(self._root, rel_path))
         except FileNotFoundError:
             # Listed under its own key: the image itself goes unlisted, so a complete
             # listing tombstones it (under the engine's vanished-share guard), while
@@ -276,7 +277,7 @@ class FirebirdJp2(NasType):
         prefix = self._strip_prefix
         if prefix and path.lower().startswith(prefix):
             path = path[len(prefix):]
-        rel = posixpath.normpath(path.lstrip("/")) if path.strip("/") else ""
+        rel = escape_path(posixpath.normpath(path.lstrip("/"))) if path.strip("/") else ""
         if nulls:
             return rel, "NULL in required path column(s) " + ", ".join(nulls)
         if rel == ".." or rel.startswith("../") or ":" in rel.split("/", 1)[0]:
@@ -295,12 +296,16 @@ class FirebirdJp2(NasType):
             return ItemFailure(fp.key, fp.rel_path, problem or "listed without its row")
         try:
             record = reader.record(row, fp.key, fp.rel_path, fp.size, fp.mtime_ns, fp.version)
-            header = read_header(self.root / fp.rel_path)
+            header = read_header(real_path(self.root, fp.rel_path))
             self._agree(reader, row, fp, header)
         except (BadRow, NotJpeg2000) as exc:
             return ItemFailure(fp.key, fp.rel_path, str(exc))
+        except FileNotFoundError:
+            return ItemFailure(fp.key, fp.rel_path, "vanished between listing and reading",
+                               io_error=True)
         except OSError as exc:
-            return ItemFailure(fp.key, fp.rel_path, f"unreadable: {exc.strerror or exc}")
+            return ItemFailure(fp.key, fp.rel_path, f"unreadable: {exc.strerror or exc}",
+                               io_error=True)
         except Exception as exc:  # a broken file is an error row, never a failed run
             return ItemFailure(fp.key, fp.rel_path, f"{type(exc).__name__}: {exc}")
         record.sop_instance_uid = (record.sop_instance_uid or header.sop_instance_uid
