@@ -120,7 +120,7 @@ class SyncRun:
         self._pool: ProcessPoolExecutor | None = None
         self._next_batch: dict[tuple[str, int], Sequence[Fingerprint]] = {}
         self._batch_start: dict[tuple[str, int], int] = {}
-        self._reads = ReadGuard(nas_id)
+        self._reads = ReadGuard(nas.nas_id)
         self._ahead: dict[tuple[str, int], list[Future]] = {}
         self._lock = None
         self._started = 0.0

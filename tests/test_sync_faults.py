@@ -23,9 +23,9 @@ from nasindex.index.models import IndexRun, ItemError
 from nasindex.paths import real_path
 from nasindex.registry import open_nas
 from nasindex.search import images
-from nasindex.sync import SyncRun, run_sync
+from nasindex.sync import SyncRun
 from nasindex_dicom_folder.demo import write_tree
-from support import age, dump, write_config
+from support import age, dump, run_nas, write_config
 
 BAD_NAME = b"IM\xff\xfe.dcm"  # not UTF-8: os.scandir hands it over as surrogates
 
@@ -44,6 +44,11 @@ def _tree(tmp_path: Path, patients: int = 2, slices: int = 3, **nas) -> Settings
     return s
 
 
+def _sync_run(s: Settings, kind: str = "full") -> SyncRun:
+    nas = s.nas["ct"]
+    return SyncRun(open_nas(nas), nas, get_engine(s.index.url), kind)
+
+
 def _errors(s: Settings) -> dict[str, str]:
     with get_engine(s.index.url).connect() as conn:
         return dict(conn.execute(select(ItemError.item_key, ItemError.reason)).all())
@@ -52,7 +57,7 @@ def _errors(s: Settings) -> dict[str, str]:
 def test_non_utf8_name_is_indexed_escaped_and_opens_the_real_file(tmp_path: Path) -> None:
     s = _tree(tmp_path)
     root = s.nas["ct"].root
-    run_sync(s, "ct", "full")
+    run_nas(s, "ct", "full")
     files = _files(root)
     folder = os.fsencode(files[0].parent)
     good = folder + b"/" + BAD_NAME
@@ -63,7 +68,7 @@ def test_non_utf8_name_is_indexed_escaped_and_opens_the_real_file(tmp_path: Path
     files[-1].unlink()  # a deletion elsewhere in the same run
     age(root)
 
-    summary = run_sync(s, "ct", "incremental")
+    summary = run_nas(s, "ct", "incremental")
 
     assert (summary.status, summary.new, summary.failed, summary.missing) == (
         "succeeded", 1, 1, 1)
@@ -89,7 +94,7 @@ def test_symlink_loops_become_error_rows_and_the_run_goes_on(tmp_path: Path) -> 
     images_count = len(_files(root))
     (patient / "loop").symlink_to(patient, target_is_directory=True)  # a folder in itself
     (root / "self.dcm").symlink_to(root / "self.dcm")  # a link to itself
-    summary = run_sync(s, "ct", "full")
+    summary = run_nas(s, "ct", "full")
     assert summary.status == "succeeded" and summary.new == images_count
     errors = _errors(s)
     assert "symbolic link loop" in errors[f"{patient.name}/loop/"]
@@ -111,7 +116,7 @@ def test_file_gone_between_folder_listing_and_stat_is_simply_not_listed(tmp_path
 
 def test_file_deleted_between_listing_and_reading_is_an_error_row(tmp_path: Path) -> None:
     s = _tree(tmp_path)
-    with SyncRun(s, "ct", "full") as run:
+    with _sync_run(s) as run:
         plan = run.plan()
         victim = plan.to_read[3]
         real_path(s.nas["ct"].root, victim.rel_path).unlink()
@@ -122,7 +127,7 @@ def test_file_deleted_between_listing_and_reading_is_an_error_row(tmp_path: Path
     assert (summary.status, summary.failed) == ("succeeded", 1)
     assert summary.new == len(plan.to_read) - 1
     assert _errors(s) == {victim.key: "vanished between listing and reading"}
-    again = run_sync(s, "ct", "incremental")  # gone now: its error row goes too
+    again = run_nas(s, "ct", "incremental")  # gone now: its error row goes too
     assert again.failed == 0 and _errors(s) == {}
 
 
@@ -131,7 +136,7 @@ def test_share_renamed_mid_read_fails_the_run_and_the_next_run_reads_the_rest(
     s = _tree(tmp_path, patients=3, slices=4, batch_size=12)
     root = s.nas["ct"].root
     engine = get_engine(s.index.url)
-    with pytest.raises(NasUnavailable) as info, SyncRun(s, "ct", "full") as run:
+    with pytest.raises(NasUnavailable) as info, _sync_run(s) as run:
         run.plan()
         batches = run.batches()
         run.ingest(batches[0])
@@ -149,7 +154,7 @@ def test_share_renamed_mid_read_fails_the_run_and_the_next_run_reads_the_rest(
     assert _errors(s) == {}  # ...and forgotten: nothing waits for a retry delay
 
     (tmp_path / "renamed").rename(root)
-    again = run_sync(s, "ct", "incremental")
+    again = run_nas(s, "ct", "incremental")
     assert (again.new, again.failed) == (len(_files(root)) - committed, 0)
 
 
@@ -157,7 +162,7 @@ def test_unlistable_folder_tombstones_nothing_and_is_reported(tmp_path: Path) ->
     s = _tree(tmp_path, patients=3)
     root = s.nas["ct"].root
     engine = get_engine(s.index.url)
-    run_sync(s, "ct", "full")
+    run_nas(s, "ct", "full")
     hidden = sorted(root.iterdir())[1]
     hidden_count = len(_files(hidden))
     hidden.chmod(0)  # no read permission for anyone without CAP_DAC_OVERRIDE
@@ -187,5 +192,5 @@ def test_unlistable_folder_tombstones_nothing_and_is_reported(tmp_path: Path) ->
     assert folder in message and "Nothing under them was marked missing" in message
     assert hidden_count > 0
 
-    again = run_sync(s, "ct", "incremental")  # listable again: the error row goes
+    again = run_nas(s, "ct", "incremental")  # listable again: the error row goes
     assert again.missing == 0 and folder not in _errors(s)
