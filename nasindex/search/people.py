@@ -1,0 +1,119 @@
+"""People: which patient records are one person, and in which order people are shown.
+
+The rule that links records across NAS devices is written here once (:data:`LINK_KEYS`):
+search groups by it, the patient page looks partners up by it, the reasons shown name
+it, and a test holds the index's ``may_link`` triggers (migration 0003) to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_
+from sqlalchemy.sql import ColumnElement
+
+from nasindex.index.models import Patient
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A patient record as search ranks and groups it."""
+
+    pk: int
+    nas: str
+    patient_id: str
+    name_key: str
+    birth_date: str | None
+    latest: str | None
+    score: int = 0
+    distance: int = 0
+
+
+@dataclass(frozen=True)
+class LinkKey:
+    """Records on different NAS devices that agree on all of ``columns`` (of
+    ``patient``) are one person. ``blank_links``: whether empty values count."""
+
+    columns: tuple[str, ...]
+    blank_links: bool
+
+    def of(self, record: Candidate) -> tuple[str, ...] | None:
+        """The record's value of this key, or None where it links nothing."""
+        values = tuple(getattr(record, c) for c in self.columns)
+        if not self.blank_links and not all(values):
+            return None
+        return values
+
+    def condition(self, values: tuple[str, ...]) -> ColumnElement[bool]:
+        """``patient`` rows holding ``values`` (a value from :meth:`of`)."""
+        return and_(*(getattr(Patient, c) == v for c, v in zip(self.columns, values,
+                                                               strict=True)))
+
+
+# One person across NAS devices: the same Patient ID, or the same folded name and birth
+# date (both known). Only a partner on another NAS links; the index never merges them.
+LINK_KEYS = (LinkKey(("patient_id",), blank_links=True),
+             LinkKey(("name_key", "birth_date"), blank_links=False))
+
+
+def partner_condition(record: Candidate) -> ColumnElement[bool]:
+    """``patient`` rows that share a link key with ``record`` (on any NAS)."""
+    return or_(*(key.condition(v) for key in LINK_KEYS if (v := key.of(record)) is not None))
+
+
+def group(cands: list[Candidate]) -> list[list[Candidate]]:
+    """People: records on different NAS devices sharing a link key, joined transitively
+    (union-find)."""
+    parent = list(range(len(cands)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: list[dict[tuple[str, ...], int]] = [{} for _ in LINK_KEYS]
+    for i, c in enumerate(cands):
+        for key, seen in zip(LINK_KEYS, first, strict=True):
+            value = key.of(c)
+            if value is None:
+                continue
+            j = seen.setdefault(value, i)
+            if j != i and cands[j].nas != c.nas:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[Candidate]] = {}
+    for i, c in enumerate(cands):
+        groups.setdefault(find(i), []).append(c)
+    return [g if len(g) == 1 else sorted(g, key=lambda c: (c.nas, c.patient_id))
+            for g in groups.values()]
+
+
+def rank(groups: list[list[Candidate]], similar: bool) -> list[list[Candidate]]:
+    """Relevance first (fewest edits for similar ones), then the latest study, then the
+    first record's NAS and ID so that the order is total and the same on every database."""
+    def latest(g: list[Candidate]) -> str:
+        if len(g) == 1:
+            return g[0].latest or ""
+        return max((c.latest for c in g if c.latest), default="")
+
+    out = sorted(groups, key=lambda g: (g[0].nas, g[0].patient_id))
+    if similar:
+        out.sort(key=latest, reverse=True)
+        out.sort(key=lambda g: min(c.distance for c in g))
+    else:
+        out.sort(key=lambda g: (max(c.score for c in g), latest(g)), reverse=True)
+    return out
+
+
+def link_reason(records: Iterable[Candidate]) -> str | None:
+    """Why ``records`` (one group) are one person, or None for a single record."""
+    records = list(records)
+    if len(records) < 2:
+        return None
+    where = ", ".join(r.nas for r in records)
+    if len({r.patient_id for r in records}) == 1:
+        return f"Same Patient ID on {where}."
+    ids = "; ".join(f"{r.nas}: {r.patient_id}" for r in records)
+    return (f"Same name and birth date on {where} (Patient IDs differ: {ids}). "
+            "Shown together for convenience; check before treating them as one person.")

@@ -1,0 +1,121 @@
+"""Typed name words (terms) and how each matches a stored name part, in SQL and in Python.
+
+A stored name is folded into ``patient.name_key``: its parts between single spaces, with
+a space at each end (nasindex.names). A typed word is folded the same way, then:
+
+* with ``*`` (any run) or ``?`` (one character): a *wildcard* that matches one whole part;
+* three or more characters: a *fragment*, found anywhere inside a part;
+* one or two characters: a *prefix* of a part.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import case, literal
+from sqlalchemy.sql import ColumnElement
+
+from nasindex.index.models import Patient
+
+MIN_FRAGMENT = 3  # a plain word this long matches inside a name part
+WILDCARDS = re.compile(r"[*?]")
+
+
+@dataclass(frozen=True)
+class NameTerm:
+    """One typed name word and how it matches a stored name part."""
+
+    word: str
+    kind: Literal["wildcard", "fragment", "prefix"]
+
+    @classmethod
+    def parse(cls, word: str) -> NameTerm:
+        if WILDCARDS.search(word):
+            return cls(word, "wildcard")
+        return cls(word, "fragment" if len(word) >= MIN_FRAGMENT else "prefix")
+
+    @property
+    def inner_wildcard(self) -> bool:
+        """A wildcard inside the word (not only at its ends): a LIKE cannot keep it in
+        one part."""
+        return self.kind == "wildcard" and bool(WILDCARDS.search(self.word.strip("*")))
+
+    def condition(self) -> ColumnElement[bool]:
+        """The exact rule on ``patient.name_key`` (parts between single spaces)."""
+        if self.inner_wildcard:  # only a regex keeps it in one part
+            return Patient.name_key.regexp_match(f" {wildcard_regex(self.word)} ")
+        if self.kind == "wildcard":
+            # Only leading/trailing '*': the same rule as a LIKE, no regex per row.
+            core = self.word.strip("*")
+            lead = "%" if self.word.startswith("*") else "% "
+            trail = "%" if self.word.endswith("*") else " %"
+            return Patient.name_key.like(f"{lead}{escape_like(core)}{trail}", escape="\\")
+        lead = "%" if self.kind == "fragment" else "% "
+        return Patient.name_key.like(f"{lead}{escape_like(self.word)}%", escape="\\")
+
+    def score_expr(self) -> ColumnElement[int]:
+        """:meth:`score` in SQL, for a name that is known to match this term."""
+        if self.kind == "wildcard":
+            return literal(2)
+        w = escape_like(self.word)
+        whole = Patient.name_key.like(f"% {w} %", escape="\\")
+        if self.kind == "prefix":
+            return case((whole, 3), else_=2)
+        return case((whole, 3), (Patient.name_key.like(f"% {w}%", escape="\\"), 2), else_=1)
+
+    def fts_exact(self) -> bool:
+        """True when the trigram index's match is the rule itself (a substring of the
+        name key): a fragment, a two-letter prefix, a wildcard with '*' only at its ends."""
+        return bool(self.fts_phrases()) and not self.inner_wildcard
+
+    def fts_phrases(self) -> list[str]:
+        """Substrings of the name key (3+ characters) that a match must contain: what the
+        trigram index can look up. Empty when the term gives it nothing to go on."""
+        if self.kind == "fragment":
+            return [self.word]
+        if self.kind == "prefix":
+            return [f" {self.word}"] if len(self.word) == 2 else []
+        return [run for run in WILDCARDS.split(f" {self.word} ") if len(run) >= 3]
+
+    def score(self, parts: list[str]) -> int:
+        """3 for a whole part, 2 for the start of a part, 1 inside a part, 0 for none."""
+        if self.kind == "wildcard":
+            rx = re.compile(wildcard_regex(self.word))
+            return 2 if any(rx.fullmatch(p) for p in parts) else 0
+        best = 0
+        for p in parts:
+            if p == self.word:
+                return 3
+            if p.startswith(self.word):
+                best = 2
+            elif self.kind == "fragment" and self.word in p:
+                best = max(best, 1)
+        return best
+
+
+def escape_like(word: str, escape: str = "\\") -> str:
+    for ch in (escape, "%", "_"):
+        word = word.replace(ch, escape + ch)
+    return word
+
+
+def glob_escape(word: str) -> str:
+    """A typed wildcard word as a SQLite GLOB: * and ? stay, [ and ] become literal."""
+    return "".join(f"[{ch}]" if ch in "[]" else ch for ch in word)
+
+
+def wildcard_regex(word: str) -> str:
+    """``*``/``?`` to a regex confined to one part; the same syntax in Python and PostgreSQL."""
+    out = []
+    for ch in word:
+        if ch == "*":
+            out.append("[^ ]*")
+        elif ch == "?":
+            out.append("[^ ]")
+        elif ch.isalnum() or ch in " '-":
+            out.append(ch)
+        else:
+            out.append("\\" + ch)
+    return "".join(out)
