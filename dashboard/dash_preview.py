@@ -83,7 +83,7 @@ def _nas(settings: Settings, engine: Engine, nas: str) -> NasType:
     if cfg is None:
         raise PreviewError(f"NAS {nas!r} is in the index but not in the config "
                            f"({settings.path}); add it there to see its images.")
-    indexed = nas_roots(engine).get(nas)
+    indexed = nas_roots(engine, scope=None).get(nas)
     if indexed is None or Path(indexed).resolve() != Path(cfg.root).resolve():
         raise PreviewError(f"The root of NAS {nas!r} in the config ({cfg.root}) differs from "
                            f"the one in the index ({indexed}); run a sync of it first.")

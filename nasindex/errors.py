@@ -19,3 +19,12 @@ class UnsafeSync(NasIndexError):
 
 class IndexNotReady(NasIndexError):
     """The index database is missing or not migrated to the current schema."""
+
+
+class QueryError(NasIndexError, ValueError):
+    """A search that cannot be run as asked (too long, a control character, wildcards
+    alone, bad paging): the message says what to type instead. Never holds SQL."""
+
+
+class SearchTimeout(QueryError):
+    """A search ran past its time limit and was stopped; nothing else was held up."""

@@ -75,6 +75,20 @@ def search_url(request, tmp_path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def people_index(request, tmp_path_factory):
+    """The index of PEOPLE, filled once per test module and database: for tests that
+    only read it."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('people') / 'index.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    migrate(url)
+    eng = get_engine(url)
+    fill(eng)
+    return eng
+
+
 @pytest.fixture
 def search_engine(search_url):
     """The index of PEOPLE, on each database."""

@@ -30,5 +30,5 @@ def test_an_index_of_the_first_schema_migrates_with_its_data(tmp_path):
     assert schema_state(url) == ("0001", head_revision())
     migrate(url)
     assert schema_state(url) == (head_revision(), head_revision())
-    hits = search(get_engine(url), SearchQuery(text="jorg muller")).patients
+    hits = search(get_engine(url), SearchQuery(text="jorg muller"), scope=None).patients
     assert [(h.nas, h.patient_id) for h in hits] == [("ct", "P1")]

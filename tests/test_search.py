@@ -23,6 +23,7 @@ from nasindex.search import (
     study_tree,
 )
 from nasindex.search.backends import backend
+from nasindex.search.limits import Deadline
 
 
 @pytest.fixture
@@ -31,8 +32,9 @@ def url(search_url):
 
 
 @pytest.fixture
-def engine(search_engine):
-    return search_engine
+def engine(people_index):
+    """Shared by the module's tests, which only read it."""
+    return people_index
 
 
 def ids(result) -> list[tuple[str, str]]:
@@ -40,7 +42,7 @@ def ids(result) -> list[tuple[str, str]]:
 
 
 def find(engine, **kw) -> set[tuple[str, str]]:
-    return set(ids(search(engine, SearchQuery(fuzzy=False, **kw))))
+    return set(ids(search(engine, SearchQuery(fuzzy=False, **kw), scope=None)))
 
 
 JANE = {("ct", "PAT001"), ("pacs2", "PAT001"), ("pacs3", "X-77")}
@@ -84,7 +86,7 @@ def test_ideographic_and_phonetic_groups(engine, typed):
 
 
 def test_exact_part_ranks_before_fragment(engine):
-    result = search(engine, SearchQuery(text="doe", fuzzy=False))
+    result = search(engine, SearchQuery(text="doe", fuzzy=False), scope=None)
     assert result.patients[-1].patient_id == "PAT002"  # MACDOE: inside a part
     assert result.persons[0].records[0].patient_id in ("PAT001", "X-77")
 
@@ -92,37 +94,40 @@ def test_exact_part_ranks_before_fragment(engine):
 # -- the typo-tolerant pass ------------------------------------------------------------
 
 def test_typos_add_similar_results_after_exact_ones(engine):
-    result = search(engine, SearchQuery(text="schmitt"))
+    result = search(engine, SearchQuery(text="schmitt"), scope=None)
     assert ids(result) == [("ct", "PAT100")]
     assert result.patients[0].match == "similar" and result.similar_total == 1
     assert any("similar" in n for n in result.notes)
-    swapped = search(engine, SearchQuery(text="jane deo"))
+    swapped = search(engine, SearchQuery(text="jane deo"), scope=None)
     assert set(ids(swapped)) == JANE and swapped.persons[0].match == "similar"
-    assert set(ids(search(engine, SearchQuery(text="jhon smith")))) == {("ct", "PAT013")}
+    jhon = search(engine, SearchQuery(text="jhon smith"), scope=None)
+    assert set(ids(jhon)) == {("ct", "PAT013")}
     # exact matches come first, similar ones after; nothing is dropped
-    mixed = search(engine, SearchQuery(text="mueller"))
+    mixed = search(engine, SearchQuery(text="mueller"), scope=None)
     assert set(ids(mixed)) == MULLERS and all(p.match == "similar" for p in mixed.persons)
-    exact = search(engine, SearchQuery(text="muller"))
+    exact = search(engine, SearchQuery(text="muller"), scope=None)
     assert exact.similar_total == 0 and all(p.match == "exact" for p in exact.persons)
 
 
 def test_typo_pass_is_only_a_fallback(engine):
-    result = search(engine, SearchQuery(text="john"))  # exact hits: no similar ones added
+    # exact hits: no similar ones added
+    result = search(engine, SearchQuery(text="john"), scope=None)
     assert {p.match for p in result.persons} == {"exact"}
-    assert search(engine, SearchQuery(text="zzzzzz")).total == 0
+    assert search(engine, SearchQuery(text="zzzzzz"), scope=None).total == 0
 
 
 def test_no_match_says_what_to_try(engine):
-    result = search(engine, SearchQuery(text="qq", modalities=["PT"]))
+    result = search(engine, SearchQuery(text="qq", modalities=["PT"]), scope=None)
     assert result.total == 0 and "Try" in result.notes[0] and "filters" in result.notes[0]
 
 
 # -- identifiers and filters -----------------------------------------------------------
 
 def test_patient_id_exact_then_prefix(engine):
-    result = search(engine, SearchQuery(text="PAT100"))
+    result = search(engine, SearchQuery(text="PAT100"), scope=None)
     assert ids(result) == [("ct", "PAT100"), ("pacs2", "PAT1000")]
-    assert ids(search(engine, SearchQuery(text="pat100"))) == ids(result)  # typed lower case
+    lower = search(engine, SearchQuery(text="pat100"), scope=None)  # typed lower case
+    assert ids(lower) == ids(result)
     assert find(engine, patient_id="PAT100") == {("ct", "PAT100"), ("pacs2", "PAT1000")}
     assert find(engine, patient_id="PAT00") == {("ct", "PAT001"), ("pacs2", "PAT001"),
                                                 ("ct", "PAT002"), ("ct", "PAT003"),
@@ -132,14 +137,14 @@ def test_patient_id_exact_then_prefix(engine):
 def test_accession_number(engine):
     assert find(engine, text="ACC-9") == {("ct", "PAT100")}
     assert find(engine, accession="acc-9") == {("ct", "PAT100")}
-    result = search(engine, SearchQuery(accession="ACC-9"))
+    result = search(engine, SearchQuery(accession="ACC-9"), scope=None)
     assert [s.accession for s in result.patients[0].studies] == ["ACC-9"]
 
 
 def test_any_of_several_modalities(engine):
     got = find(engine, modalities=["MR", "us"])
     assert got == {("ct", "PAT003"), ("pacs3", "X-77"), ("ct", "PAT100"), ("pacs2", "PAT1000")}
-    result = search(engine, SearchQuery(text="schmidt", modalities=["MR"]))
+    result = search(engine, SearchQuery(text="schmidt", modalities=["MR"]), scope=None)
     assert [s.modalities for s in result.patients[0].studies] == [["MR"]]
 
 
@@ -160,13 +165,13 @@ def test_birth_date_and_nas(engine):
 
 
 def test_relevance_then_latest_study_and_paging(engine):
-    result = search(engine, SearchQuery(modalities=["CT"], limit=3))
+    result = search(engine, SearchQuery(modalities=["CT"], limit=3), scope=None)
     latest = [p.latest_study for p in result.persons]
     assert latest == sorted(latest, reverse=True)
     assert result.persons[0].records[0].patient_id == "PAT100"  # 2024-12-01
-    everyone = search(engine, SearchQuery(modalities=["CT"], limit=100))
+    everyone = search(engine, SearchQuery(modalities=["CT"], limit=100), scope=None)
     assert result.total == everyone.total == len(everyone.persons)
-    pages = [search(engine, SearchQuery(modalities=["CT"], limit=3, offset=o)).persons
+    pages = [search(engine, SearchQuery(modalities=["CT"], limit=3, offset=o), scope=None).persons
              for o in range(0, everyone.total, 3)]
     flat = [p.records[0].patient_id for page in pages for p in page]
     assert flat == [p.records[0].patient_id for p in everyone.persons]
@@ -175,35 +180,35 @@ def test_relevance_then_latest_study_and_paging(engine):
 # -- one person on several NAS devices -------------------------------------------------
 
 def test_same_person_on_several_nas_is_one_result_never_merged(engine):
-    result = search(engine, SearchQuery(text="jane doe", fuzzy=False))
+    result = search(engine, SearchQuery(text="jane doe", fuzzy=False), scope=None)
     assert result.total == 1 and len(result.persons) == 1
     person = result.persons[0]
     assert [(r.nas, r.patient_id) for r in person.records] == sorted(JANE)
     assert "name and birth date" in person.linked_because and "X-77" in person.linked_because
-    by_id = search(engine, SearchQuery(patient_id="PAT001", fuzzy=False)).persons[0]
+    by_id = search(engine, SearchQuery(patient_id="PAT001", fuzzy=False), scope=None).persons[0]
     assert by_id.linked_because.startswith("Same Patient ID")
     # SMITH^JOHN shares only the birth date: a separate person
-    assert search(engine, SearchQuery(birth_date="19700101")).total == 2
+    assert search(engine, SearchQuery(birth_date="19700101"), scope=None).total == 2
     with engine.connect() as conn:  # the index keeps three records
         assert conn.scalar(select(func.count()).select_from(Patient)
                            .where(Patient.name_key == " doe jane ")) == 3
 
 
 def test_patient_page_data(engine):
-    person = patient(engine, "pacs3", "X-77")
+    person = patient(engine, "pacs3", "X-77", scope=None)
     assert [(r.nas, r.patient_id) for r in person.records] == [
         ("pacs3", "X-77"), ("ct", "PAT001"), ("pacs2", "PAT001")]
-    tree = study_tree(engine, "ct", "PAT001")
+    tree = study_tree(engine, "ct", "PAT001", scope=None)
     assert len(tree) == 1 and len(tree[0].series) == 2 and tree[0].instances == 4
     assert tree[0].folder == "\\\\ct\\share\\PAT001\\20240110_A1"
     assert tree[0].series[1].folder.endswith("20240110_A1\\S002")
-    files = series_files(engine, "ct", tree[0].series[0].series_uid)
+    files = series_files(engine, "ct", tree[0].series[0].series_uid, scope=None)
     assert [f["instance_number"] for f in files] == [1, 2]
-    assert patient(engine, "ct", "NOPE") is None
+    assert patient(engine, "ct", "NOPE", scope=None) is None
 
 
 def test_json_shape_is_stable(engine):
-    d = search(engine, SearchQuery(text="schmidt")).patients[0].as_dict()
+    d = search(engine, SearchQuery(text="schmidt"), scope=None).patients[0].as_dict()
     assert {"nas", "patient_id", "patient_name", "birth_date", "sex", "studies"} <= set(d)
     assert {"study_uid", "date", "description", "modalities", "accession", "series_count",
             "instance_count"} <= set(d["studies"][0])
@@ -212,7 +217,7 @@ def test_json_shape_is_stable(engine):
 # -- indexes ---------------------------------------------------------------------------
 
 def _plan(engine, sql_stmt) -> str:
-    with engine.connect() as conn:
+    with engine.connect() as conn, backend(conn).bounded(conn, Deadline.after(30)):
         if conn.dialect.name == "sqlite":
             compiled = sql_stmt.compile(conn, compile_kwargs={"literal_binds": True})
             rows = conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
@@ -234,7 +239,8 @@ def test_name_search_uses_the_substring_index(engine, typed):
         assert "ix_patient_name_key_trgm" in plan, plan
 
 
-def test_index_follows_renames(engine):
+def test_index_follows_renames(search_engine):
+    engine = search_engine  # its own index: this test writes
     store.write_batch(engine, nas_pk(engine, "ct"), records(
         "PAT011", "LEE^WEI", "19880808", "M", [("20240120", "CT", "A11", 1)]))
     assert find(engine, text="lee wei") == {("ct", "PAT011")}
@@ -274,7 +280,7 @@ def test_identical_results_on_sqlite_and_postgresql(tmp_path, postgres_url):
                 SearchQuery(text="jane", nas=["pacs2", "pacs3"])]
 
     def answer(engine, q):
-        r = search(engine, q)
+        r = search(engine, q, scope=None)
         return r.total, r.similar_total, r.notes, [p.as_dict() for p in r.patients]
 
     for q in queries:

@@ -66,7 +66,7 @@ def test_index_link_flags_follow_the_one_rule(search_url):
     flagged, linked = _flags_and_rule(engine)
     assert linked <= flagged
     # And search and the patient page group by the same rule.
-    everyone = search(engine, SearchQuery(modalities=["CT"], limit=200, fuzzy=False))
+    everyone = search(engine, SearchQuery(modalities=["CT"], limit=200, fuzzy=False), scope=None)
     grouped = {(r.nas, r.patient_id) for p in everyone.persons if len(p.records) > 1
                for r in p.records}
     with engine.connect() as conn:
@@ -74,5 +74,5 @@ def test_index_link_flags_follow_the_one_rule(search_url):
             select(Patient.id, Nas.name, Patient.patient_id).join(Nas)))
     assert grouped == {by_pk[pk] for pk in linked}
     for nas, pid in sorted(grouped)[:5]:
-        person = patient(engine, nas, pid)
+        person = patient(engine, nas, pid, scope=None)
         assert len(person.records) > 1 and person.linked_because

@@ -57,10 +57,11 @@ def test_untouched_files_are_not_reopened(settings, engine, ct_root):
     assert all(after[rel(p)] == before[rel(p)] for p in untouched)  # never reopened
     assert after[rel(modified)][2] != before[rel(modified)][2]  # new content hash
     assert after[rel(deleted)][4] is True  # tombstone, row kept
-    hits = search(engine, SearchQuery(patient_id=new_patient.patient_id)).patients
+    hits = search(engine, SearchQuery(patient_id=new_patient.patient_id), scope=None).patients
     assert [h.patient_id for h in hits] == [new_patient.patient_id]
     assert sum(s.instance_count for s in hits[0].studies) == added
-    gone = [i for i in images(engine, "ct", before[rel(deleted)][7]) if i["missing_since"]]
+    gone = [i for i in images(engine, "ct", before[rel(deleted)][7], scope=None)
+            if i["missing_since"]]
     assert [g["path"] for g in gone] == [str(deleted)]
 
 

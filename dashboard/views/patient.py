@@ -70,7 +70,7 @@ def _go(key: str, number: int) -> None:
 
 
 def _preview(nas: str, study: StudyNode, series: SeriesNode) -> None:
-    files = series_files(ctx.engine, nas, series.series_uid)
+    files = series_files(ctx.engine, nas, series.series_uid, scope=None)
     if not files:
         st.warning("Every file of this series is missing from the NAS (see Health).")
         return
@@ -138,7 +138,7 @@ if not nas or not patient_id:
     st.info("Choose a patient on the Search page.", icon=":material/search:")
     st.page_link("views/search.py", label="Go to Search", icon=":material/search:")
     st.stop()
-person = patient(ctx.engine, nas, patient_id)
+person = patient(ctx.engine, nas, patient_id, scope=None)
 if person is None:
     st.title("Patient")
     st.warning(f"No patient with ID {patient_id!r} on NAS {nas!r} in the index. It may have "
@@ -147,7 +147,7 @@ if person is None:
     st.stop()
 _header(person.records[0])
 record = _choose_record(person.records, person.linked_because)
-tree = study_tree(ctx.engine, record.nas, record.patient_id)
+tree = study_tree(ctx.engine, record.nas, record.patient_id, scope=None)
 if not tree:
     st.info("No studies of this patient are indexed on this NAS.")
     st.stop()

@@ -17,7 +17,7 @@ PATIENT_PAGE = "views/patient.py"
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _facets(url: str, _engine) -> dict:  # keyed by the index URL
-    return facets(_engine)
+    return facets(_engine, scope=None)
 
 
 def _form(options: dict) -> SearchQuery | None:
@@ -133,6 +133,6 @@ if query is None or query.is_empty():
                "or filter by modality, dates and NAS.")
 else:
     try:
-        _results(search(ctx.engine, query), query)
+        _results(search(ctx.engine, query, scope=None), query)
     except ValueError as exc:  # a malformed date in a filter
         show_error(exc, "Check the filters")

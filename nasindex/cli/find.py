@@ -49,7 +49,7 @@ def search(
                          modalities=modality or [], date_from=date_from, date_to=date_to,
                          birth_date=born, nas=nas or [], limit=limit, offset=offset)
     try:
-        result = run_search(_engine(), query_)
+        result = run_search(_engine(), query_, scope=None)
     except ValueError as exc:  # a query the search refuses (too long, bad value)
         raise typer.BadParameter(str(exc)) from None
     if as_json:
@@ -91,7 +91,7 @@ def images(nas: Annotated[str, typer.Option("--nas", help="NAS id from the confi
     """Every indexed file of one patient on one NAS, with its exact paths."""
     from nasindex.search import images as find_images
 
-    rows = find_images(_engine(), nas, patient_id)
+    rows = find_images(_engine(), nas, patient_id, scope=None)
     if as_json:
         output.print_json(rows)
         return

@@ -18,22 +18,27 @@ from nasindex.paths import display_path, host_path
 from nasindex.search.people import Candidate, link_reason, partner_condition
 from nasindex.search.query import PersonHit
 from nasindex.search.records import load_patients, split_modalities
+from nasindex.search.scope import Scope, nas_id_in
 
 
-def patient(engine: Engine, nas: str, patient_id: str) -> PersonHit | None:
+def patient(engine: Engine, nas: str, patient_id: str, *, scope: Scope) -> PersonHit | None:
     """One patient record with every study, plus the records of the same person on other
-    NAS devices (people.LINK_KEYS), each with its studies."""
+    NAS devices of ``scope`` (people.LINK_KEYS), each with its studies. None when the
+    record does not exist or its NAS is outside the scope."""
+    in_scope = nas_id_in(scope, Patient.nas_id)
     with engine.connect() as conn:
         row = conn.execute(select(Patient.id, Patient.name_key, Patient.birth_date)
                            .join(Nas, Nas.id == Patient.nas_id)
-                           .where(Nas.name == nas, Patient.patient_id == patient_id)).first()
+                           .where(Nas.name == nas, Patient.patient_id == patient_id,
+                                  *in_scope)).first()
         if row is None:
             return None
         me = Candidate(row.id, nas, patient_id, row.name_key, row.birth_date, None)
         others = conn.execute(select(Patient.id, Nas.name, Patient.patient_id,
                                      Patient.name_key, Patient.birth_date)
                               .join(Nas, Nas.id == Patient.nas_id)
-                              .where(partner_condition(me), Nas.name != nas)).all()
+                              .where(partner_condition(me), Nas.name != nas, *in_scope)
+                              ).all()
         cands = [me] + [Candidate(*other, None) for other in others]
         hits = load_patients(conn, [c.pk for c in cands], [])
     group = sorted(cands, key=lambda c: (c.nas != nas, c.nas, c.patient_id))
@@ -76,9 +81,11 @@ def _common_dir(paths: Iterable[str]) -> str:
     return posixpath.commonpath(dirs) if dirs and all(dirs) else ""
 
 
-def study_tree(engine: Engine, nas: str, patient_id: str) -> list[StudyNode]:
+def study_tree(engine: Engine, nas: str, patient_id: str, *, scope: Scope
+               ) -> list[StudyNode]:
     """Studies (latest first) and series of one record, with the folder of each as the
-    workstation sees it. A folder is the deepest one holding all of its present files."""
+    workstation sees it. A folder is the deepest one holding all of its present files.
+    Empty when the NAS is outside ``scope``."""
     # The common prefix of a set of paths is the common prefix of its min and max.
     stmt = (select(Study.study_uid, Study.study_date, Study.description,
                    Study.accession_number, Study.modalities, Series.series_uid,
@@ -90,7 +97,8 @@ def study_tree(engine: Engine, nas: str, patient_id: str) -> list[StudyNode]:
             .join(Series, Series.study_pk == Study.id)
             .join(Instance, and_(Instance.series_pk == Series.id,
                                  Instance.missing_since.is_(None)), isouter=True)
-            .where(Nas.name == nas, Patient.patient_id == patient_id)
+            .where(Nas.name == nas, Patient.patient_id == patient_id,
+                   *nas_id_in(scope, Patient.nas_id))
             .group_by(Study.id, Study.study_uid, Study.study_date, Study.description,
                       Study.accession_number, Study.modalities, Series.id, Series.series_uid,
                       Series.series_number, Series.modality, Series.description, Nas.root,
@@ -121,14 +129,16 @@ def study_tree(engine: Engine, nas: str, patient_id: str) -> list[StudyNode]:
     return list(studies.values())
 
 
-def series_files(engine: Engine, nas: str, series_uid: str) -> list[dict[str, Any]]:
-    """The present files of one series in slice order, with their paths."""
+def series_files(engine: Engine, nas: str, series_uid: str, *, scope: Scope
+                 ) -> list[dict[str, Any]]:
+    """The present files of one series in slice order, with their paths (none when the
+    NAS is outside ``scope``)."""
     stmt = (select(Instance.sop_instance_uid, Instance.instance_number, Instance.rel_path,
                    Instance.file_format, Instance.size, Nas.root, Nas.display_root)
             .join(Series, Series.id == Instance.series_pk)
             .join(Nas, Nas.id == Instance.nas_id)
             .where(Nas.name == nas, Series.series_uid == series_uid,
-                   Instance.missing_since.is_(None))
+                   Instance.missing_since.is_(None), *nas_id_in(scope, Instance.nas_id))
             .order_by(Instance.instance_number.nulls_last(), Instance.rel_path))
     with engine.connect() as conn:
         return [{"sop_instance_uid": r.sop_instance_uid, "instance_number": r.instance_number,
@@ -137,15 +147,18 @@ def series_files(engine: Engine, nas: str, series_uid: str) -> list[dict[str, An
                 for r in conn.execute(stmt)]
 
 
-def nas_roots(engine: Engine) -> dict[str, str]:
-    """Each NAS's root as recorded in the index: previews may read only below these."""
+def nas_roots(engine: Engine, *, scope: Scope) -> dict[str, str]:
+    """Each NAS's root as recorded in the index, for the NAS devices of ``scope``:
+    previews may read only below these."""
     with engine.connect() as conn:
-        return dict(conn.execute(select(Nas.name, Nas.root)).all())
+        return dict(conn.execute(select(Nas.name, Nas.root)
+                                 .where(*nas_id_in(scope, Nas.id))).all())
 
 
-def images(engine: Engine, nas: str, patient_id: str,
-           include_missing: bool = True) -> list[dict[str, Any]]:
-    """Every indexed file of one patient on one NAS, with host and workstation paths."""
+def images(engine: Engine, nas: str, patient_id: str, include_missing: bool = True, *,
+           scope: Scope) -> list[dict[str, Any]]:
+    """Every indexed file of one patient on one NAS, with host and workstation paths
+    (none when the NAS is outside ``scope``)."""
     stmt = (select(Instance.sop_instance_uid, Study.study_uid, Series.series_uid,
                    Series.modality, Instance.rel_path, Instance.file_format,
                    Instance.transfer_syntax, Instance.size, Instance.missing_since,
@@ -155,7 +168,8 @@ def images(engine: Engine, nas: str, patient_id: str,
             .join(Study, Study.id == Series.study_pk)
             .join(Patient, Patient.id == Study.patient_pk)
             .join(Nas, Nas.id == Instance.nas_id)
-            .where(Nas.name == nas, Patient.patient_id == patient_id)
+            .where(Nas.name == nas, Patient.patient_id == patient_id,
+                   *nas_id_in(scope, Instance.nas_id))
             .order_by(Study.study_date, Study.study_uid, Series.series_number,
                       Series.series_uid, Instance.instance_number, Instance.rel_path))
     if not include_missing:
@@ -175,13 +189,16 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def facets(engine: Engine) -> dict[str, Any]:
-    """What the filters can offer: the modalities and NAS devices in the index, and the
-    number of patient records (0 means the index is empty)."""
+def facets(engine: Engine, *, scope: Scope) -> dict[str, Any]:
+    """What the filters can offer: the modalities and NAS devices of ``scope`` in the
+    index, and the number of patient records there (0: nothing indexed there)."""
     with engine.connect() as conn:
         modalities = [m for (m,) in conn.execute(
-            select(Series.modality).distinct().where(Series.modality.is_not(None))
+            select(Series.modality).distinct()
+            .where(Series.modality.is_not(None), *nas_id_in(scope, Series.nas_id))
             .order_by(Series.modality))]
-        nas = [n for (n,) in conn.execute(select(Nas.name).order_by(Nas.name))]
-        records = conn.scalar(select(func.count()).select_from(Patient)) or 0
+        nas = [n for (n,) in conn.execute(select(Nas.name).where(*nas_id_in(scope, Nas.id))
+                                          .order_by(Nas.name))]
+        records = conn.scalar(select(func.count()).select_from(Patient)
+                              .where(*nas_id_in(scope, Patient.nas_id))) or 0
     return {"modalities": modalities, "nas": nas, "patients": records}

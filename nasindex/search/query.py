@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+from nasindex.errors import QueryError
+
 _DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
 
 
@@ -82,16 +84,21 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)  # what the user should know
 
 
-def normalize_date(value: str | date | None) -> str | None:
-    """``YYYYMMDD`` from ``YYYYMMDD``, ``YYYY-MM-DD`` or a date; ValueError otherwise."""
+def normalize_date(value: str | date | None, what: str = "date") -> str | None:
+    """``YYYYMMDD`` from ``YYYYMMDD``, ``YYYY-MM-DD`` or a date; QueryError (a
+    ValueError) naming ``what`` otherwise (not the value: a birth date is PHI)."""
     if value is None or value == "":
         return None
     if isinstance(value, date):
         return value.strftime("%Y%m%d")
-    m = _DATE.match(value.strip())
-    if not m:
-        raise ValueError(f"{value!r} is not a date; use YYYYMMDD or YYYY-MM-DD")
-    date(int(m[1]), int(m[2]), int(m[3]))  # rejects 2024-02-30
+    m = _DATE.match(value.strip()) if isinstance(value, str) else None
+    try:
+        if not m:
+            raise ValueError
+        date(int(m[1]), int(m[2]), int(m[3]))  # rejects 2024-02-30
+    except ValueError:
+        raise QueryError(f"The {what} is not a valid date: use YYYYMMDD or YYYY-MM-DD "
+                         "(e.g. 2024-03-01).") from None
     return m[1] + m[2] + m[3]
 
 

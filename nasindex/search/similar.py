@@ -8,23 +8,26 @@ from sqlalchemy.engine import Connection
 from nasindex.names import edit_distance, typo_budget, word_trigrams
 from nasindex.search.backends import Backend
 from nasindex.search.candidates import candidates
+from nasindex.search.limits import Deadline
 from nasindex.search.people import Candidate
 from nasindex.search.query import SearchQuery
 from nasindex.search.terms import NameTerm
 
 
-def similar(conn: Connection, db: Backend, q: SearchQuery, terms: list[NameTerm]
-            ) -> list[Candidate]:
+def similar(conn: Connection, db: Backend, q: SearchQuery, terms: list[NameTerm],
+            deadline: Deadline) -> list[Candidate]:
     """Names sharing a trigram with each typed word that may have a typo, kept only if
     every word matches exactly or within its edit budget."""
     fuzzy = [t for t in terms if t.kind != "wildcard" and typo_budget(t.word)]
     if not fuzzy:
         return []
-    conds = [t.condition() for t in terms if t not in fuzzy]
+    conds = [t.condition(db) for t in terms if t not in fuzzy]
     conds += db.any_trigram([sorted(fuzzy_trigrams(t.word)) for t in fuzzy])
     found = []
     memo: dict[tuple[str, str], int] = {}
-    for c in candidates(conn, db, q, conds):
+    for n, c in enumerate(candidates(conn, db, q, conds)):
+        if n % 256 == 0:
+            deadline.check()
         parts = c.name_key.split()
         total = 0
         for t in terms:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import case, literal
 from sqlalchemy.sql import ColumnElement
 
 from nasindex.index.models import Patient
+from nasindex.names import name_words
+
+if TYPE_CHECKING:
+    from nasindex.search.backends import Backend
 
 MIN_FRAGMENT = 3  # a plain word this long matches inside a name part
 WILDCARDS = re.compile(r"[*?]")
@@ -42,10 +46,10 @@ class NameTerm:
         one part."""
         return self.kind == "wildcard" and bool(WILDCARDS.search(self.word.strip("*")))
 
-    def condition(self) -> ColumnElement[bool]:
+    def condition(self, db: Backend) -> ColumnElement[bool]:
         """The exact rule on ``patient.name_key`` (parts between single spaces)."""
-        if self.inner_wildcard:  # only a regex keeps it in one part
-            return Patient.name_key.regexp_match(f" {wildcard_regex(self.word)} ")
+        if self.inner_wildcard:  # a LIKE's '%' could run over a space
+            return db.wildcard_part(self.word)
         if self.kind == "wildcard":
             # Only leading/trailing '*': the same rule as a LIKE, no regex per row.
             core = self.word.strip("*")
@@ -82,8 +86,7 @@ class NameTerm:
     def score(self, parts: list[str]) -> int:
         """3 for a whole part, 2 for the start of a part, 1 inside a part, 0 for none."""
         if self.kind == "wildcard":
-            rx = re.compile(wildcard_regex(self.word))
-            return 2 if any(rx.fullmatch(p) for p in parts) else 0
+            return 2 if any(wildcard_match(self.word, p) for p in parts) else 0
         best = 0
         for p in parts:
             if p == self.word:
@@ -95,6 +98,12 @@ class NameTerm:
         return best
 
 
+def parse_terms(text: str) -> list[NameTerm]:
+    """The name terms of typed text. A word of ``*`` alone matches any part, so it is
+    left out; ``?`` stays: ``??`` is a part of exactly two characters."""
+    return [NameTerm.parse(w) for w in name_words(text) if w.strip("*")]
+
+
 def escape_like(word: str, escape: str = "\\") -> str:
     for ch in (escape, "%", "_"):
         word = word.replace(ch, escape + ch)
@@ -104,6 +113,33 @@ def escape_like(word: str, escape: str = "\\") -> str:
 def glob_escape(word: str) -> str:
     """A typed wildcard word as a SQLite GLOB: * and ? stay, [ and ] become literal."""
     return "".join(f"[{ch}]" if ch in "[]" else ch for ch in word)
+
+
+def wildcard_match(pattern: str, part: str) -> bool:
+    """``part`` matches ``pattern`` (``*`` any run, ``?`` one character) as a whole, in
+    at most len(pattern) * len(part) steps: on a mismatch only the last ``*`` takes one
+    more character, which is enough for these two wildcards. (A backtracking regular
+    expression took 20 s for 'a*a*a*a*a*a*a*a*n' against 64 letters.)"""
+    p = s = 0
+    star, resume = -1, 0
+    while s < len(part):
+        if p < len(pattern) and pattern[p] == "*":
+            star, resume = p, s
+            p += 1
+        elif p < len(pattern) and pattern[p] in ("?", part[s]):
+            p += 1
+            s += 1
+        elif star >= 0:
+            p, resume = star + 1, resume + 1
+            s = resume
+        else:
+            return False
+    return pattern[p:].strip("*") == ""
+
+
+def any_part_matches(name_key: str, pattern: str) -> bool:
+    """Some part of a stored name key matches ``pattern`` (SQLite calls this per row)."""
+    return any(wildcard_match(pattern, part) for part in name_key.split())
 
 
 def wildcard_regex(word: str) -> str:

@@ -6,11 +6,14 @@ Search builds the same rules on both; a backend says how its database finds them
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
+from nasindex.search.limits import Deadline
 from nasindex.search.terms import NameTerm
 
 
@@ -41,6 +44,18 @@ class Backend:
 
     def id_prefix(self, value: str) -> ColumnElement[bool]:
         """Patient ID starts with ``value`` (equal included), served by an index."""
+        raise NotImplementedError
+
+    @contextmanager
+    def bounded(self, conn: Connection, deadline: Deadline) -> Iterator[None]:
+        """Run the statements inside within ``deadline``: the database stops one that
+        runs past it, raising the deadline's SearchTimeout (nothing else is held up)."""
+        raise NotImplementedError
+        yield
+
+    def wildcard_part(self, word: str) -> ColumnElement[bool]:
+        """Some part of ``patient.name_key`` matches ``word`` (with ``*`` or ``?`` inside)
+        as a whole, in time linear in the name (never a backtracking matcher)."""
         raise NotImplementedError
 
     def name_conditions(self, terms: list[NameTerm]) -> list[ColumnElement[bool]]:

@@ -3,12 +3,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import or_
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
 from nasindex.index.models import Patient
 from nasindex.search.backends.base import Backend
-from nasindex.search.terms import NameTerm, escape_like
+from nasindex.search.limits import Deadline
+from nasindex.search.terms import NameTerm, escape_like, wildcard_regex
+
+QUERY_CANCELED = "57014"  # SQLSTATE of a statement stopped by statement_timeout
 
 
 def _contains(s: str) -> ColumnElement[bool]:
@@ -18,13 +26,29 @@ def _contains(s: str) -> ColumnElement[bool]:
 class PostgresBackend(Backend):
     dialect = "postgresql"
 
+    @contextmanager
+    def bounded(self, conn: Connection, deadline: Deadline) -> Iterator[None]:
+        # SET LOCAL: for this transaction only, which ends with the search's connection.
+        ms = max(1, int(deadline.left() * 1000))
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+        try:
+            yield
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
+                raise deadline.error() from None
+            raise
+
+    def wildcard_part(self, word: str) -> ColumnElement[bool]:
+        # PostgreSQL's regular expressions run as automata, without backtracking.
+        return Patient.name_key.regexp_match(f" {wildcard_regex(word)} ")
+
     def id_prefix(self, value: str) -> ColumnElement[bool]:
         return Patient.patient_id.like(f"{escape_like(value)}%", escape="\\")
 
     def name_conditions(self, terms: list[NameTerm]) -> list[ColumnElement[bool]]:
         # A LIKE on the literal runs of a wildcard lets the planner pick the trigram
         # index, which it does not for the regular expression alone.
-        return [t.condition() for t in terms] + [
+        return [t.condition(self) for t in terms] + [
             _contains(p) for t in terms if t.kind == "wildcard" for p in t.fts_phrases()]
 
     def any_trigram(self, groups: list[list[str]]) -> list[ColumnElement[bool]]:

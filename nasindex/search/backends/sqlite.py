@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import and_, text
+from sqlalchemy import Boolean, and_, func, literal, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import ColumnElement, column
 
 from nasindex.index.models import Patient
 from nasindex.search.backends.base import Backend, NameIndex
-from nasindex.search.terms import NameTerm, glob_escape
+from nasindex.search.limits import Deadline
+from nasindex.search.terms import NameTerm, any_part_matches, glob_escape
+
+WILDCARD_FUNCTION = "nasindex_wildcard"  # any_part_matches, registered per search
+PROGRESS_STEPS = 5000  # SQLite virtual machine steps between two looks at the clock
 
 _FTS_COUNT = text("SELECT count(*) FROM patient_fts WHERE patient_fts MATCH :m")
 
@@ -57,6 +65,24 @@ class FtsNameIndex(NameIndex):
 class SqliteBackend(Backend):
     dialect = "sqlite"
 
+    @contextmanager
+    def bounded(self, conn: Connection, deadline: Deadline) -> Iterator[None]:
+        raw = conn.connection.driver_connection
+        raw.create_function(WILDCARD_FUNCTION, 2, any_part_matches, deterministic=True)
+        # A progress handler that answers true interrupts the statement running.
+        raw.set_progress_handler(deadline.passed, PROGRESS_STEPS)
+        try:
+            yield
+        except OperationalError as exc:
+            if isinstance(exc.orig, sqlite3.OperationalError) and deadline.passed():
+                raise deadline.error() from None
+            raise
+        finally:
+            raw.set_progress_handler(None, 0)
+
+    def wildcard_part(self, word: str) -> ColumnElement[bool]:
+        return getattr(func, WILDCARD_FUNCTION)(Patient.name_key, literal(word), type_=Boolean)
+
     def id_prefix(self, value: str) -> ColumnElement[bool]:
         # A range on the B-tree: every string that starts with value.
         return and_(Patient.patient_id >= value, Patient.patient_id < value + "\U0010ffff")
@@ -72,7 +98,7 @@ class SqliteBackend(Backend):
                   for t in terms if t.inner_wildcard]
         # FTS5 phrases are case-sensitive substrings of the folded key: where they are
         # the rule itself, a LIKE on every candidate would only repeat them.
-        return conds + [t.condition() for t in terms if not (phrases and t.fts_exact())]
+        return conds + [t.condition(self) for t in terms if not (phrases and t.fts_exact())]
 
     def name_index(self, terms: list[NameTerm], name_only: bool) -> FtsNameIndex | None:
         phrases = [p for t in terms for p in t.fts_phrases()]
