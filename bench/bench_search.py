@@ -215,9 +215,9 @@ def run_search_bench(engine: Engine, qs: dict[str, list[SearchQuery]]) -> list[t
     rows = []
     for label, batch in qs.items():
         for q in batch[:5]:  # warm the caches
-            search(engine, q)
-        ms = [timed(lambda q=q: search(engine, q)) for q in batch]
-        found = sum(1 for q in batch if search(engine, q).total)
+            search(engine, q, scope=None)
+        ms = [timed(lambda q=q: search(engine, q, scope=None)) for q in batch]
+        found = sum(1 for q in batch if search(engine, q, scope=None).total)
         p50, p99 = percentiles(ms)
         shown = ""
         if not label.startswith("typo"):
@@ -281,8 +281,8 @@ def bench_patient_page(workdir: Path, slices: int, browser: bool) -> None:
     for attempt in ("cold", "warm"):
         preview.clear_caches()
         start = time.perf_counter()
-        tree = study_tree(engine, "ct", "P700")
-        files = series_files(engine, "ct", tree[0].series[0].series_uid)
+        tree = study_tree(engine, "ct", "P700", scope=None)
+        files = series_files(engine, "ct", tree[0].series[0].series_uid, scope=None)
         t_query = time.perf_counter() - start
         images = [preview.thumbnail(settings, engine, "ct", f["rel_path"], "soft tissue")
                   for f in files[:preview.THUMBS_PER_PAGE]]

@@ -75,7 +75,7 @@ def test_non_utf8_name_is_indexed_escaped_and_opens_the_real_file(tmp_path: Path
     rel = os.fsdecode(folder).removeprefix(str(root) + "/")
     escaped, broken_key = f"{rel}/IM\\xff\\xfe.dcm", f"{rel}/\\xe9broken\\x0a.dcm"
     rows = {r["path"]: r for r in images(get_engine(s.index.url), "ct",
-                                         files[0].relative_to(root).parts[0])}
+                                         files[0].relative_to(root).parts[0], scope=None)}
     assert f"{root}/{escaped}" in rows  # stored, keyed and shown escaped, on one line
     assert os.fsencode(real_path(root, escaped)) == good  # and it opens the real file
     assert open_nas(s.nas["ct"]).open_image(escaped).shape == (16, 16)
