@@ -246,8 +246,7 @@ def print_table(title: str, rows: list[tuple]) -> None:
 # -- the 700-slice patient page -------------------------------------------------------
 
 def bench_patient_page(workdir: Path, slices: int, browser: bool) -> None:
-    import dash_preview as preview  # what the patient page calls
-
+    from nasindex import preview  # what the patient page calls (through the access layer)
     from nasindex.config import load_settings
     from nasindex.demo import DemoPatient, DemoSeries, DemoStudy
     from nasindex.registry import open_nas

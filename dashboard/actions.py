@@ -2,8 +2,10 @@
 failed", each behind a confirmation, each a Prefect deployment run (so it is queued,
 limited to one run per NAS and recorded like a scheduled run, not run in the page).
 
-The page calls :func:`render_actions` once per NAS. :func:`trigger` is the same action
-without Streamlit. The Prefect API is ``$PREFECT_API_URL`` (``make run`` sets it for
+The page calls :func:`render_actions` once per NAS, for admins. Every action goes through
+the access layer (``Access.admin_action``): it checks the admin role and the NAS scope
+and records the request and its outcome in the audit trail. :func:`trigger` is the
+same action without Streamlit. The Prefect API is ``$PREFECT_API_URL`` (``make run`` sets it for
 the dashboard) or ``[prefect] ui_url`` + ``/api`` from the config.
 """
 
@@ -57,7 +59,7 @@ def trigger(nas: str, action: str) -> TriggeredRun:
                         f"{ui}/runs/flow-run/{run.id}" if ui else None)
 
 
-def render_actions(nas: str) -> None:
+def render_actions(ctx, nas: str) -> None:
     """Three buttons for one NAS; a click asks for confirmation before anything runs."""
     import streamlit as st
 
@@ -73,15 +75,27 @@ def render_actions(nas: str) -> None:
     confirm, cancel = st.columns(2)
     if confirm.button("Confirm", key=f"{pending_key}-confirm", type="primary"):
         del st.session_state[pending_key]
-        _run_and_report(st, nas, action)
+        _run_and_report(st, ctx, nas, action)
     elif cancel.button("Cancel", key=f"{pending_key}-cancel"):
         del st.session_state[pending_key]
         st.rerun()
 
 
-def _run_and_report(st, nas: str, action: str) -> None:
+def _run_and_report(st, ctx, nas: str, action: str) -> None:
+    from nasindex.errors import NasIndexError
+
+    runs: list[TriggeredRun] = []
+
+    def start() -> str:
+        runs.append(trigger(nas, action))
+        return f"{runs[0].deployment}: flow run {runs[0].id}"
+
     try:
-        run = trigger(nas, action)
+        ctx.access.admin_action(ctx.user, nas, action, start)
+        run = runs[0]
+    except NasIndexError as exc:  # refused, or the audit trail cannot be written
+        st.error(str(exc))
+        return
     except Exception as exc:  # no server, no deployment: say so, keep the page alive
         st.error(f"Could not start {ACTIONS[action][0]} for NAS {nas}: {exc}. Is the Prefect "
                  "server running and were the deployments applied (`nasindex deployments "

@@ -1,11 +1,13 @@
-"""nasindex dashboard: find a patient on any NAS, see the studies, paths and images;
-see whether every NAS is indexed and current.
+"""nasindex dashboard, the server: ``streamlit run dashboard/app.py``.
 
-Start with ``streamlit run dashboard/app.py`` (the config is found as by the CLI:
-$NASINDEX_CONFIG or ./nasindex.toml).
+Streamlit finds the ``st.App`` below (it must be written as ``app = st.App(...)``) and
+serves the pages of ``main.py``. Before it listens, :func:`startup.app_options` checks
+the deployment rules: without an ``[auth]``
+table it refuses any address but loopback (one line on stderr, exit code 2); with one it
+hands Streamlit the login settings, secrets read from the environment variables the
+config names (they are never written to a file). The config is found as by the CLI:
+$NASINDEX_CONFIG or ./nasindex.toml.
 """
-
-from __future__ import annotations
 
 import sys
 from pathlib import Path
@@ -16,15 +18,6 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # the pages import their helpers from this folder
     sys.path.insert(0, str(HERE))
 
-st.set_page_config(page_title="nasindex", page_icon=":material/radiology:", layout="wide")
+from startup import app_options  # noqa: E402
 
-PAGES = [
-    st.Page(HERE / "views" / "search.py", title="Search", icon=":material/search:",
-            url_path="search", default=True),
-    st.Page(HERE / "views" / "patient.py", title="Patient", icon=":material/person:",
-            url_path="patient"),
-    st.Page(HERE / "views" / "health.py", title="Health", icon=":material/monitor_heart:",
-            url_path="health"),
-]
-
-st.navigation(PAGES).run()
+app = st.App(HERE / "main.py", **app_options())

@@ -1,7 +1,9 @@
-"""What every page needs: the settings and the index, or a clear message instead.
+"""What every page needs: the settings, the index, the access layer and the user (after
+the login gate), or a clear message instead.
 
-The dashboard runs no SQL of its own; it calls nasindex.search, nasindex.health and the
-registry. Errors a user can act on are shown as messages, never as stack traces.
+The dashboard runs no SQL of its own: it reads patient data only through
+``nasindex.access`` (role, NAS scope and audit record first). Errors a user can act on
+are shown as messages, never as stack traces.
 """
 
 from __future__ import annotations
@@ -12,15 +14,33 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from nasindex.access.guard import Access
+from nasindex.access.principal import Principal
 from nasindex.config import Settings, load_settings
-from nasindex.errors import ConfigError, IndexNotReady, NasIndexError
+from nasindex.errors import (
+    AccessDenied,
+    AuditUnavailable,
+    ConfigError,
+    IndexNotReady,
+    NasIndexError,
+)
 from nasindex.index.db import require_current
+
+_CONTEXT = "nasindex-context"
 
 
 @dataclass(frozen=True)
 class Context:
     settings: Settings
     engine: Engine
+    access: Access
+    user: Principal
+
+
+@st.cache_resource(show_spinner=False)
+def _access(settings_json: str, _settings: Settings, _engine: Engine) -> Access:
+    # One per process and config: it holds the audit forwarder and the repeat window.
+    return Access(_settings, _engine)
 
 
 @st.cache_resource(ttl=30, show_spinner=False)
@@ -31,7 +51,18 @@ def _checked_engine(url: str) -> Engine:
 
 
 def context() -> Context:
-    """The settings and a migrated index; otherwise shows why not and stops the page."""
+    """This page run's context: the entry script (main.py) computes it once, before any
+    page; a page run on its own (tests) computes it here."""
+    ctx = st.session_state.get(_CONTEXT)
+    return ctx if ctx is not None else open_context()
+
+
+def open_context() -> Context:
+    """The settings, a migrated index and the logged-in user; otherwise shows why not
+    (or the login page) and stops the page."""
+    import gate
+
+    st.session_state.pop(_CONTEXT, None)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -47,12 +78,17 @@ def context() -> Context:
                  f"{type(exc).__name__}: {str(exc).splitlines()[0]}. "
                  "Check `[index] url` in the config and that the database is running.")
         st.stop()
-    return Context(settings, engine)
+    access = _access(settings.model_dump_json(), settings, engine)
+    ctx = Context(settings, engine, access, gate.principal(settings, access))
+    st.session_state[_CONTEXT] = ctx
+    return ctx
 
 
 def show_error(exc: Exception, what: str) -> None:
     """An error in one part of a page, without a traceback."""
-    if isinstance(exc, NasIndexError | ValueError):
+    if isinstance(exc, AccessDenied | AuditUnavailable):
+        st.error(str(exc), icon=":material/lock:")
+    elif isinstance(exc, NasIndexError | ValueError):
         st.warning(f"{what}: {exc}")
     else:
         st.error(f"{what}: {type(exc).__name__}: {exc}")

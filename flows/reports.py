@@ -117,7 +117,8 @@ def daily_report(config: str | None = None, hours: float = 24) -> list[dict[str,
     settings = load_settings(config)
     engine = require_current(settings.index.url)
     since = datetime.now(UTC) - timedelta(hours=hours)
-    rows = day_summary(nas_status(engine), recent_runs(engine, limit=10_000), since)
+    rows = day_summary(nas_status(engine, scope=None),
+                       recent_runs(engine, limit=10_000, scope=None), since)
     create_markdown_artifact(day_markdown(rows, since), key="daily-report",
                              description="nasindex: runs and index state per NAS")
     create_table_artifact(rows, key="daily-report-by-nas", description="Per NAS, last day")

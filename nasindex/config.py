@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,6 +29,53 @@ class PrefectSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ui_url: str | None = None
     work_pool: str = "nasindex"
+
+
+ROLES = ("clinician", "admin")
+
+
+class AuthSettings(BaseModel):
+    """``[auth]``: login through the clinic's OpenID Connect provider. Secrets are never in
+    the file: ``client_secret_env`` and ``cookie_secret_env`` name environment variables."""
+
+    model_config = ConfigDict(extra="forbid")
+    server_metadata_url: str  # the issuer's .well-known/openid-configuration
+    client_id: str
+    redirect_uri: str  # as browsers reach the dashboard, ending in /oauth2callback
+    client_secret_env: str = "NASINDEX_OIDC_CLIENT_SECRET"
+    cookie_secret_env: str = "NASINDEX_COOKIE_SECRET"
+    scopes: str = "openid email profile groups"  # what the login asks the provider for
+    groups_claim: str = "groups"  # the ID-token claim listing the user's groups (or roles)
+    user_claim: str = "email"  # the claim recorded as the user in the audit trail
+    groups: dict[str, Literal["clinician", "admin"]] = {}  # group -> role it grants
+    nas_scopes: dict[str, list[str]] = {}  # group -> the only NAS devices it may see
+    idle_minutes: float = Field(15, gt=0)
+    max_session_hours: float = Field(12, gt=0)  # a login older than this logs in again
+
+    def secret(self, which: Literal["client", "cookie"]) -> str:
+        """The secret from its environment variable; ConfigError naming it if unset."""
+        name = self.client_secret_env if which == "client" else self.cookie_secret_env
+        value = os.environ.get(name, "")
+        if not value:
+            raise ConfigError(f"[auth] needs the {which} secret in the environment variable "
+                              f"{name} (named by [auth] {which}_secret_env); set it where the "
+                              "dashboard starts.")
+        if which == "cookie" and len(value) < 32:
+            raise ConfigError(f"The cookie secret in {name} is too short: use 32 or more "
+                              "random characters (e.g. `openssl rand -hex 32`).")
+        return value
+
+
+class AuditSettings(BaseModel):
+    """``[audit]``: the audit trail is always kept in the index; optionally forwarded."""
+
+    model_config = ConfigDict(extra="forbid")
+    # tcp://host:port, udp://host:port or tls://host:port: DICOM audit messages (IHE ATNA)
+    # as RFC 5424 syslog to the clinic's audit record repository.
+    syslog: str | None = Field(None, pattern=r"^(tcp|udp|tls)://[^:/]+:\d+$")
+    syslog_ca_file: Path | None = None  # tls://: the repository's CA (default: system CAs)
+    queue_size: int = Field(1000, ge=1)  # messages held while the repository is away
+    source_id: str = "nasindex"  # AuditSourceID in every message
 
 
 class NasSettings(BaseModel):
@@ -56,6 +103,8 @@ class Settings(BaseModel):
     index: IndexSettings = IndexSettings()
     prefect: PrefectSettings = PrefectSettings()
     nas: dict[str, NasSettings] = {}
+    auth: AuthSettings | None = None  # None: no login (the demo, on 127.0.0.1 only)
+    audit: AuditSettings = AuditSettings()
 
     def get_nas(self, nas_id: str) -> NasSettings:
         try:
@@ -98,14 +147,44 @@ def parse_settings(raw: dict[str, Any], path: Path) -> Settings:
     try:
         index = IndexSettings(**raw.get("index", {}))
         prefect = PrefectSettings(**raw.get("prefect", {}))
+        audit = AuditSettings(**raw.get("audit", {}))
     except ValidationError as exc:
         raise ConfigError(_explain(exc, f"{path}")) from None
-    unknown = set(raw) - {"index", "nas", "prefect"}
+    unknown = set(raw) - {"index", "nas", "prefect", "auth", "audit"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level table(s) {sorted(unknown)}; "
-                          "expected [index], [prefect] and [nas.<id>].")
+                          "expected [index], [prefect], [auth], [audit] and [nas.<id>].")
     index.url = _resolve_sqlite_url(index.url, base)
-    return Settings(path=path, index=index, prefect=prefect, nas=nas)
+    if audit.syslog_ca_file and not audit.syslog_ca_file.is_absolute():
+        audit.syslog_ca_file = (base / audit.syslog_ca_file).resolve()
+    auth = _parse_auth(raw["auth"], path, nas) if "auth" in raw else None
+    return Settings(path=path, index=index, prefect=prefect, nas=nas, auth=auth, audit=audit)
+
+
+def _parse_auth(table: Any, path: Path, nas: dict[str, NasSettings]) -> AuthSettings:
+    where = f"{path} [auth]"
+    try:
+        auth = AuthSettings(**table)
+    except (ValidationError, TypeError) as exc:
+        if isinstance(exc, TypeError):
+            raise ConfigError(f"{where}: expected a table of keys.") from None
+        raise ConfigError(_explain(exc, where)) from None
+    if not auth.groups:
+        raise ConfigError(f"{where}: no group grants a role; add [auth.groups] with "
+                          '"<group>" = "clinician" or "admin".')
+    for group, nas_ids in auth.nas_scopes.items():
+        if group not in auth.groups:
+            raise ConfigError(f"{where}: nas_scopes names group {group!r}, which grants no "
+                              "role in [auth.groups]; add it there or remove the scope.")
+        unknown = sorted(set(nas_ids) - set(nas))
+        if unknown or not nas_ids:
+            raise ConfigError(f"{where}: nas_scopes of group {group!r} names "
+                              f"{unknown or 'no NAS'}; use NAS ids of this config "
+                              f"({', '.join(sorted(nas)) or 'none'}).")
+    if not auth.redirect_uri.rstrip("/").endswith("/oauth2callback"):
+        raise ConfigError(f"{where}: redirect_uri must be the dashboard's address followed "
+                          "by /oauth2callback (and registered with the provider).")
+    return auth
 
 
 def _parse_nas(nas_id: str, table: Any, path: Path, base: Path) -> NasSettings:

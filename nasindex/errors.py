@@ -28,3 +28,11 @@ class QueryError(NasIndexError, ValueError):
 
 class SearchTimeout(QueryError):
     """A search ran past its time limit and was stopped; nothing else was held up."""
+
+
+class AccessDenied(NasIndexError):
+    """The user's role or NAS scope does not allow this; the refusal is in the audit trail."""
+
+
+class AuditUnavailable(NasIndexError):
+    """The audit record could not be written, so the data is not shown (fail closed)."""

@@ -21,6 +21,7 @@ from nasindex.index.models import (
     Patient,
     Study,
 )
+from nasindex.search.scope import Scope, nas_id_in
 
 RUN_FIELDS = ("kind", "status", *RUN_COUNTS, "message", "flow_run_id")
 
@@ -29,10 +30,12 @@ def _count_by_nas(conn, stmt) -> dict[int, int]:
     return dict(conn.execute(stmt).all())
 
 
-def nas_status(engine: Engine) -> list[dict[str, Any]]:
-    """One entry per NAS known to the index, with counts and its last run."""
+def nas_status(engine: Engine, *, scope: Scope) -> list[dict[str, Any]]:
+    """One entry per NAS known to the index (and in ``scope``), with counts and its last
+    run. A NAS outside the scope is not listed, named or counted."""
     with Session(engine) as conn:
-        nas_rows = conn.execute(select(Nas).order_by(Nas.name)).all()
+        nas_rows = conn.execute(select(Nas).where(*nas_id_in(scope, Nas.id))
+                                .order_by(Nas.name)).all()
         patients = _count_by_nas(conn, select(Patient.nas_id, func.count())
                                  .group_by(Patient.nas_id))
         studies = _count_by_nas(conn, select(Study.nas_id, func.count()).group_by(Study.nas_id))
@@ -89,8 +92,10 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def recent_runs(engine: Engine, nas: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+def recent_runs(engine: Engine, nas: str | None = None, limit: int = 200, *, scope: Scope
+                ) -> list[dict[str, Any]]:
     stmt = (select(IndexRun, Nas.name).join(Nas, Nas.id == IndexRun.nas_id)
+            .where(*nas_id_in(scope, Nas.id))
             .order_by(IndexRun.started_at.desc(), IndexRun.id.desc()).limit(limit))
     if nas:
         stmt = stmt.where(Nas.name == nas)
@@ -98,9 +103,10 @@ def recent_runs(engine: Engine, nas: str | None = None, limit: int = 200) -> lis
         return [{"nas": name, **_run_dict(run)} for run, name in conn.execute(stmt)]
 
 
-def error_list(engine: Engine, nas: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+def error_list(engine: Engine, nas: str | None = None, limit: int = 500, *, scope: Scope
+               ) -> list[dict[str, Any]]:
     stmt = (select(ItemError, Nas.name).join(Nas, Nas.id == ItemError.nas_id)
-            .where(ItemError.skipped.is_(False))
+            .where(ItemError.skipped.is_(False), *nas_id_in(scope, Nas.id))
             .order_by(ItemError.last_seen.desc()).limit(limit))
     if nas:
         stmt = stmt.where(Nas.name == nas)
@@ -114,20 +120,22 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def nas_health(engine: Engine, settings: Settings, now: datetime | None = None
-               ) -> list[dict[str, Any]]:
+def nas_health(engine: Engine, settings: Settings, now: datetime | None = None, *,
+               scope: Scope) -> list[dict[str, Any]]:
     """:func:`nas_status` for every NAS in the index or in the config, plus the sync
     interval, the age of the last successful run and whether it is stale (older than
     twice the interval, or never), and the files/s of the latest successful run that
-    read files. Reachability is separate: :func:`reachable`."""
+    read files; only the NAS devices in ``scope``. Reachability is separate:
+    :func:`reachable`."""
     now = now or datetime.now(UTC)
-    indexed = {row["nas"]: row for row in nas_status(engine)}
+    indexed = {row["nas"]: row for row in nas_status(engine, scope=scope)}
     speed: dict[str, float] = {}  # of the latest successful run that read files
-    for run in recent_runs(engine, limit=1000):
+    for run in recent_runs(engine, limit=1000, scope=scope):
         if run["status"] == "succeeded" and run["files_read"] and run["files_per_second"]:
             speed.setdefault(run["nas"], run["files_per_second"])
     result = []
-    for name in sorted(set(indexed) | set(settings.nas)):
+    configured = {n for n in settings.nas if scope is None or n in scope}
+    for name in sorted(set(indexed) | configured):
         row = indexed.get(name) or {
             "nas": name, "type": settings.nas[name].type, "root": str(settings.nas[name].root),
             "display_root": settings.nas[name].display_root, "patients": 0, "studies": 0,

@@ -229,7 +229,7 @@ def empty_nas(settings: Settings) -> list[str]:
     from nasindex.index.db import require_current
 
     indexed = {row["nas"]: row["instances"]
-               for row in nas_status(require_current(settings.index.url))}
+               for row in nas_status(require_current(settings.index.url), scope=None)}
     return [nas for nas in settings.nas if not indexed.get(nas)]
 
 

@@ -185,7 +185,7 @@ def count_images(min_count: int) -> str:
 def open_patient(browser: Chromium, patient_id: str) -> float:
     """As a clinician does, in an open app: search the ID, press Enter, click "Open"; the
     seconds from the click until the slice view and a page of thumbnails are drawn."""
-    from dash_preview import THUMBS_PER_PAGE
+    from nasindex.preview import THUMBS_PER_PAGE
 
     browser.eval("Array.from(document.querySelectorAll('a'))"
                  ".find(a => a.innerText.includes('Search')).click()")

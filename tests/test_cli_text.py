@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from browser import free_port
 
+from browser import free_port
 from nasindex.cli import output
 from nasindex.demo import demo_patients
 from nasindex_dicom_folder.demo import write_tree

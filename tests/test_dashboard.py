@@ -10,17 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
+from nasindex import preview
 from nasindex.demo import demo_patients
 from nasindex.index.db import get_engine, migrate
 from nasindex_dicom_folder.demo import write_tree
 from support import age, run_nas, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "dashboard" / "app.py")
+APP = str(ROOT / "dashboard" / "main.py")
 sys.path.insert(0, str(ROOT / "dashboard"))
-import dash_preview  # noqa: E402  (dashboard/ is not a package: the app puts it on sys.path)
 
 SLICES = 14  # more than one page of thumbnails
 FLOW_RUN = "0d8c2f4e-1111-4a2b-9c3d-5e6f7a8b9c0d"
@@ -51,10 +52,17 @@ def demo(tmp_path_factory) -> Path:
     return config
 
 
+def loopback_server() -> None:
+    """AppTest has no server: say it listens on loopback, as `make run` does (else the
+    pages refuse to show data without login, as on every interface)."""
+    st_config.set_option("server.address", "127.0.0.1")
+
+
 @pytest.fixture
 def app(demo, monkeypatch) -> AppTest:
+    loopback_server()
     monkeypatch.setenv("NASINDEX_CONFIG", str(demo))
-    dash_preview.clear_caches()
+    preview.clear_caches()
     return AppTest.from_file(APP, default_timeout=30)
 
 
@@ -85,14 +93,14 @@ def test_search_opens_patient_with_folders_and_previews(app):
     assert any(c.startswith("\\\\nas1\\ct\\PAT00001\\") for c in codes)  # study/series folders
     assert any(c.endswith("IM_00001.dcm") for c in codes)  # the slice on view
     images = at.get("image")
-    assert len(images) == dash_preview.THUMBS_PER_PAGE + 1  # a page of thumbnails + the view
+    assert len(images) == preview.THUMBS_PER_PAGE + 1  # a page of thumbnails + the view
     # scroll: slider to the last slice shows its thumbnail page and path
     count = int(at.slider[0].max)
-    assert count > dash_preview.THUMBS_PER_PAGE
+    assert count > preview.THUMBS_PER_PAGE
     at.slider[0].set_value(count).run()
     assert not at.exception
     assert any(c.endswith(f"IM_{count:05d}.dcm") for c in _texts(at, "code"))
-    assert len(at.get("image")) == count - dash_preview.THUMBS_PER_PAGE + 1
+    assert len(at.get("image")) == count - preview.THUMBS_PER_PAGE + 1
     at.button(key="prev_slice").click().run()  # one slice back
     assert any(c.endswith(f"IM_{count - 1:05d}.dcm") for c in _texts(at, "code"))
     # window presets: the lung window shows the same slice differently
@@ -113,11 +121,11 @@ def test_search_empty_and_no_match_states(app):
 
 def test_window_presets_map_hounsfield_units():
     hu = np.array([[-1000.0, -600.0, 40.0, 400.0, 1300.0]])
-    soft = dash_preview.window(hu, "soft tissue")
+    soft = preview.window(hu, "soft tissue")
     assert soft[0, 0] == 0 and soft[0, 2] == 127 and soft[0, 3] == 255
-    lung = dash_preview.window(hu, "lung")
+    lung = preview.window(hu, "lung")
     assert lung[0, 1] == 127
-    bone = dash_preview.window(hu, "bone")
+    bone = preview.window(hu, "bone")
     assert bone[0, 3] == 127 and bone[0, 4] == 255
 
 
@@ -126,13 +134,13 @@ def test_previews_read_only_below_indexed_roots(demo, tmp_path):
 
     settings = load_settings(demo)
     engine = get_engine(settings.index.url)
-    dash_preview.clear_caches()
-    with pytest.raises(dash_preview.PreviewError, match="outside the root"):
-        dash_preview.pixels(settings, engine, "ct", "../ct2/PAT00001")
+    preview.clear_caches()
+    with pytest.raises(preview.PreviewError, match="outside the root"):
+        preview.pixels(settings, engine, "ct", "../ct2/PAT00001")
     moved = write_config(tmp_path / "moved.toml", {
         "ct": {"type": "dicom-folder", "root": str(tmp_path)}}, settings.index.url)
-    with pytest.raises(dash_preview.PreviewError, match="differs from the one in the index"):
-        dash_preview.pixels(moved, engine, "ct", "PAT00001/x.dcm")
+    with pytest.raises(preview.PreviewError, match="differs from the one in the index"):
+        preview.pixels(moved, engine, "ct", "PAT00001/x.dcm")
 
 
 def test_health_shows_stale_nas_errors_and_runs(app):

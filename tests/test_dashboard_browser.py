@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 from browser import Chromium, count_images, streamlit_app, text_present
-
 from nasindex.demo import demo_patients
 from nasindex.index.db import migrate
 from nasindex_dicom_folder.demo import write_tree

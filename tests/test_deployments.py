@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from nasindex import deployments, service
+from nasindex.access.audit import events
 from nasindex.config import Settings, load_settings
 from nasindex.demo import demo_patients
 from nasindex.health import nas_status
@@ -165,7 +166,7 @@ def wait_final(client, run_ids: list[UUID], timeout: float = 90) -> dict[UUID, o
 
 
 def instances(s: Settings) -> dict[str, int]:
-    return {r["nas"]: r["instances"] for r in nas_status(get_engine(s.index.url))}
+    return {r["nas"]: r["instances"] for r in nas_status(get_engine(s.index.url), scope=None)}
 
 
 @dataclass
@@ -311,8 +312,18 @@ def test_dashboard_buttons_start_a_deployment_run_after_confirmation(stack, clie
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("PREFECT_API_URL", stack.api)
+    # The page's context as the login gate makes it: an admin of every NAS.
     script = (f"import sys\nsys.path.insert(0, {str(REPO / 'dashboard')!r})\n"
-              "from actions import render_actions\nrender_actions('ct2')\n")
+              "from actions import render_actions\nfrom dash_context import Context\n"
+              "from nasindex.access.guard import Access\n"
+              "from nasindex.access.principal import ADMIN, Principal\n"
+              "from nasindex.config import load_settings\n"
+              "from nasindex.index.db import get_engine\n"
+              f"s = load_settings({str(stack.settings.path)!r})\n"
+              "access = Access(s, get_engine(s.index.url))\n"
+              "admin = Principal('admin@example.test', frozenset({ADMIN}), None, "
+              "'127.0.0.1', 'dashboard')\n"
+              "render_actions(Context(s, access.engine, access, admin), 'ct2')\n")
     app = AppTest.from_string(script, default_timeout=30).run()
     deployment = client.read_deployment_by_name("retry-failed/ct2")
 
@@ -331,3 +342,7 @@ def test_dashboard_buttons_start_a_deployment_run_after_confirmation(stack, clie
     started = runs()
     # Last test of the module: the worker picks the run up; teardown stops it all.
     assert len(started) == 1 and "dashboard" in started[0].tags
+    trail = events(get_engine(stack.settings.index.url), scope=None, action="admin:retry")
+    assert [(r["user"], r["nas"], r["detail"]) for r in reversed(trail)] == [
+        ("admin@example.test", "ct2", "requested"),
+        ("admin@example.test", "ct2", f"retry-failed/ct2: flow run {started[0].id}")]

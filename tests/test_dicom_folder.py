@@ -60,7 +60,7 @@ def test_non_images_are_skipped_and_broken_files_recorded(tmp_path: Path) -> Non
     assert summary.indexed == 1
     assert summary.skipped == 5  # DICOMDIR, Thumbs.db, .DS_Store, notes.txt, empty.dcm
     assert summary.failed == 1
-    errors = error_list(engine)
+    errors = error_list(engine, scope=None)
     assert [(e["path"], e["attempts"]) for e in errors] == [("cut/MR_truncated.dcm", 1)]
     assert "truncated" in errors[0]["reason"]
     # Skipped files are remembered: a sync does not reopen them, nor retry the broken one

@@ -90,7 +90,7 @@ def test_full_then_incremental_publish_reports_and_record_runs(tmp_path):
     assert sum(summary["new_studies"].values()) == len(extra[0].studies)
 
     # The run record that `nasindex status` and the health page read names this flow run.
-    runs = recent_runs(get_engine(s.index.url), "ct")
+    runs = recent_runs(get_engine(s.index.url), "ct", scope=None)
     assert runs[0]["flow_run_id"] == str(state.state_details.flow_run_id)
     assert [r["kind"] for r in runs[:2]] == ["incremental", "full"]
 
@@ -114,7 +114,7 @@ def test_failing_nas_fails_clearly_while_another_succeeds_then_recovers(tmp_path
     assert ok.is_completed()
     assert failed.is_failed()
     assert "does not exist" in failed.message and "ct2" in failed.message
-    record = recent_runs(get_engine(s.index.url), "ct2")[0]
+    record = recent_runs(get_engine(s.index.url), "ct2", scope=None)[0]
     assert record["status"] == "failed" and record["message"] == failed.message
     report = artifacts_of(failed.state_details.flow_run_id)["markdown"].data
     assert "**failed**" in report and "does not exist" in report
@@ -212,7 +212,7 @@ def test_incremental_sync_with_the_index_on_postgresql(tmp_path, postgres_url):
     state = incremental_sync("ct", str(s.path), return_state=True)
     assert state.is_completed(), state.message
     assert state.result()["missing"] == 1 and state.result()["seen"] == seen - 1
-    assert recent_runs(get_engine(postgres_url), "ct")[0]["status"] == "succeeded"
+    assert recent_runs(get_engine(postgres_url), "ct", scope=None)[0]["status"] == "succeeded"
 
 
 def test_secrets_come_from_prefect_secret_blocks(tmp_path, monkeypatch):

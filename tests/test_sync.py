@@ -91,7 +91,7 @@ def test_unmounted_or_empty_root_fails_and_changes_nothing(settings, engine, ct_
         run_nas(settings, "ct", "incremental")
     assert "mount" in str(info.value)
     assert dump(engine) == before
-    last = nas_status(engine)[0]["last_run"]
+    last = nas_status(engine, scope=None)[0]["last_run"]
     assert last["status"] == "failed" and "mount" in last["message"]
 
 

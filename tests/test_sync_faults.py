@@ -99,7 +99,8 @@ def test_symlink_loops_become_error_rows_and_the_run_goes_on(tmp_path: Path) -> 
     errors = _errors(s)
     assert "symbolic link loop" in errors[f"{patient.name}/loop/"]
     assert "symbolic links" in errors["self.dcm"]
-    assert "could not be listed" in nas_status(get_engine(s.index.url))[0]["last_run"]["message"]
+    last_run = nas_status(get_engine(s.index.url), scope=None)[0]["last_run"]
+    assert "could not be listed" in last_run["message"]
 
 
 def test_file_gone_between_folder_listing_and_stat_is_simply_not_listed(tmp_path) -> None:
@@ -147,7 +148,7 @@ def test_share_renamed_mid_read_fails_the_run_and_the_next_run_reads_the_rest(
             run.ingest(batch)
     message = str(info.value)
     assert "'ct'" in message and "mount" in message and "mid-run" in message
-    record = nas_status(engine)[0]["last_run"]
+    record = nas_status(engine, scope=None)[0]["last_run"]
     assert record["status"] == "failed" and record["message"] == message
     committed = len(dump(engine)["instances"])
     assert record["new"] == committed == 12  # counts say what was committed

@@ -2,7 +2,8 @@
 the files that could not be indexed; NAS types that failed to load.
 
 Admin actions (sync now, full index, retry failed) come from ``dashboard/actions.py``
-(``render_actions(nas)``), drawn inside each NAS's expander when that module is there.
+(``render_actions(ctx, nas)``), drawn inside each NAS's expander for admins only. Everyone
+sees only the NAS devices of their scope; admins also see the audit forwarding status.
 """
 
 from __future__ import annotations
@@ -17,14 +18,9 @@ import pandas as pd
 import streamlit as st
 from dash_context import context, show_error
 
+from nasindex.access.principal import ADMIN
 from nasindex.config import NasSettings
-from nasindex.health import (
-    error_list,
-    nas_health,
-    prefect_run_url,
-    reachable,
-    recent_runs,
-)
+from nasindex.health import prefect_run_url, reachable
 from nasindex.registry import registry
 
 
@@ -67,7 +63,7 @@ def _overview(rows: list[dict[str, Any]]) -> None:
                  column_config={"Files/s": st.column_config.NumberColumn(format="%.0f")})
 
 
-def _actions() -> Callable[[str], None] | None:
+def _actions() -> Callable[..., None] | None:
     """``render_actions`` from dashboard/actions.py, if that module is installed."""
     if importlib.util.find_spec("actions") is None:
         return None
@@ -79,7 +75,7 @@ def _actions() -> Callable[[str], None] | None:
 
 
 def _details(rows: list[dict[str, Any]]) -> None:
-    render_actions = _actions()
+    render_actions = _actions() if ctx.user.has(ADMIN) else None
     for r in rows:
         flag = " — STALE" if r["stale"] else ""
         with st.expander(f"{r['nas']} ({r['type']}){flag}"):
@@ -97,7 +93,7 @@ def _details(rows: list[dict[str, Any]]) -> None:
             else:
                 c2.markdown("**Never indexed.** Run `nasindex index " + r["nas"] + "`.")
             if render_actions is not None and r["in_config"]:
-                render_actions(r["nas"])
+                render_actions(ctx, r["nas"])
 
 
 def _runs_chart(runs: list[dict[str, Any]]) -> None:
@@ -126,7 +122,7 @@ def _runs_chart(runs: list[dict[str, Any]]) -> None:
 
 
 def _errors() -> None:
-    errors = error_list(ctx.engine)
+    errors = ctx.access.errors(ctx.user)
     st.subheader(f"Files that could not be indexed ({len(errors)})")
     if not errors:
         st.caption("None.")
@@ -145,15 +141,31 @@ def _plugins() -> None:
         st.caption(f"NAS types loaded: {', '.join(sorted(registry().types)) or 'none'}.")
 
 
+def _audit_forwarding() -> None:
+    """Whether the copies of the audit trail reach the syslog repository ([audit])."""
+    forwarder = ctx.access.forwarder
+    if forwarder is None or not ctx.user.has(ADMIN):
+        return
+    s = forwarder.status()
+    if s["ok"]:
+        st.caption(f"Audit forwarding to {s['target']}: ok ({s['sent']} sent).")
+    else:
+        st.error(f"**Audit forwarding to {s['target']} is failing** since "
+                 f"{s['failing_since'] or '—'}: {s['last_error']}. {s['queued']} waiting, "
+                 f"{s['dropped']} dropped. The index's audit trail has every record.",
+                 icon=":material/report:")
+
+
 ctx = context()
 st.title("Indexing health")
-rows = nas_health(ctx.engine, ctx.settings, datetime.now(UTC))
+_audit_forwarding()
+rows = ctx.access.health(ctx.user, datetime.now(UTC))
 if not rows:
     st.info("No NAS is configured or indexed yet. Add `[nas.<id>]` tables to the config, "
             "then run `nasindex index --all`.")
 else:
     _overview(rows)
     _details(rows)
-_runs_chart(recent_runs(ctx.engine, limit=500))
+_runs_chart(ctx.access.runs(ctx.user, limit=500))
 _errors()
 _plugins()

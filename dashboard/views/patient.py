@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from dash_context import context, fmt_date, fmt_name
-from dash_preview import THUMBS_PER_PAGE, WINDOWS, PreviewError, render, thumbnail
+from dash_context import context, fmt_date, fmt_name, show_error
 
-from nasindex.search import PatientHit, SeriesNode, StudyNode, patient, series_files, study_tree
+from nasindex.errors import NasIndexError
+from nasindex.preview import THUMB_SIZE, THUMBS_PER_PAGE, VIEW_SIZE, WINDOWS, PreviewError
+from nasindex.search import PatientHit, SeriesNode, StudyNode
 
 THUMB_COLUMNS = 6
 
@@ -70,7 +71,11 @@ def _go(key: str, number: int) -> None:
 
 
 def _preview(nas: str, study: StudyNode, series: SeriesNode) -> None:
-    files = series_files(ctx.engine, nas, series.series_uid, scope=None)
+    try:
+        files = ctx.access.series_files(ctx.user, nas, series.series_uid)
+    except NasIndexError as exc:
+        show_error(exc, "The images cannot be shown")
+        return
     if not files:
         st.warning("Every file of this series is missing from the NAS (see Health).")
         return
@@ -96,13 +101,13 @@ def _preview(nas: str, study: StudyNode, series: SeriesNode) -> None:
                   icon=":material/arrow_downward:", disabled=slice_no >= count,
                   key="next_slice")
         try:
-            st.image(render(ctx.settings, ctx.engine, nas, current["rel_path"], preset),
+            st.image(_image(series, current, preset, VIEW_SIZE),
                      caption=f"Slice {slice_no} of {count}", width="stretch")
-        except PreviewError as exc:
+        except (PreviewError, NasIndexError) as exc:
             st.warning(str(exc), icon=":material/broken_image:")
         st.code(current["display_path"], language=None)
     with thumbs:
-        _thumbnails(nas, files, preset, key, slice_no)
+        _thumbnails(series, files, preset, key, slice_no)
     with st.expander(f"Files of this series ({count})"):
         st.dataframe(pd.DataFrame([{"#": f["instance_number"], "Path": f["display_path"],
                                     "Format": f["format"], "Bytes": f["size"]} for f in files]),
@@ -114,7 +119,14 @@ def _preset_label(name: str) -> str:
     return name if limits is None else f"{name} (L {limits[0]:g} / W {limits[1]:g})"
 
 
-def _thumbnails(nas: str, files: list[dict], preset: str, key: str, slice_no: int) -> None:
+def _image(series: SeriesNode, file: dict, preset: str, size: int) -> bytes:
+    """One file of the series drawn through the access layer (scope check, audit)."""
+    return ctx.access.preview(ctx.user, record.nas, series.series_uid, file["rel_path"],
+                              preset, size)
+
+
+def _thumbnails(series: SeriesNode, files: list[dict], preset: str, key: str,
+                slice_no: int) -> None:
     start = (slice_no - 1) // THUMBS_PER_PAGE * THUMBS_PER_PAGE
     page = files[start:start + THUMBS_PER_PAGE]
     st.caption(f"Slices {start + 1}–{start + len(page)} of {len(files)}")
@@ -123,9 +135,8 @@ def _thumbnails(nas: str, files: list[dict], preset: str, key: str, slice_no: in
         number = start + i + 1
         with cols[i % THUMB_COLUMNS]:
             try:
-                st.image(thumbnail(ctx.settings, ctx.engine, nas, f["rel_path"], preset),
-                         width="stretch")
-            except PreviewError as exc:
+                st.image(_image(series, f, preset, THUMB_SIZE), width="stretch")
+            except (PreviewError, NasIndexError) as exc:
                 st.caption(f"⚠ {exc}")
             st.button(f"{number}", key=f"thumb:{number}", on_click=_go, args=(key, number),
                       type="primary" if number == slice_no else "secondary", width="stretch")
@@ -138,16 +149,22 @@ if not nas or not patient_id:
     st.info("Choose a patient on the Search page.", icon=":material/search:")
     st.page_link("views/search.py", label="Go to Search", icon=":material/search:")
     st.stop()
-person = patient(ctx.engine, nas, patient_id, scope=None)
+try:
+    person = ctx.access.patient(ctx.user, nas, patient_id)
+    if person is not None:
+        _header(person.records[0])
+        record = _choose_record(person.records, person.linked_because)
+        tree = ctx.access.study_tree(ctx.user, record.nas, record.patient_id)
+except NasIndexError as exc:  # refused (NAS scope), or the audit trail cannot be written
+    st.title("Patient")
+    show_error(exc, "This patient cannot be shown")
+    st.stop()
 if person is None:
     st.title("Patient")
     st.warning(f"No patient with ID {patient_id!r} on NAS {nas!r} in the index. It may have "
                "been re-indexed under another ID; search again.")
     st.page_link("views/search.py", label="Go to Search", icon=":material/search:")
     st.stop()
-_header(person.records[0])
-record = _choose_record(person.records, person.linked_because)
-tree = study_tree(ctx.engine, record.nas, record.patient_id, scope=None)
 if not tree:
     st.info("No studies of this patient are indexed on this NAS.")
     st.stop()

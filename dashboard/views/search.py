@@ -9,15 +9,18 @@ import pandas as pd
 import streamlit as st
 from dash_context import context, fmt_date, fmt_name, show_error
 
-from nasindex.search import SearchQuery, SearchResult, facets, search
+from nasindex.access.principal import Principal
+from nasindex.errors import NasIndexError
+from nasindex.search import SearchQuery, SearchResult
 
 PAGE_SIZE = 25
 PATIENT_PAGE = "views/patient.py"
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _facets(url: str, _engine) -> dict:  # keyed by the index URL
-    return facets(_engine, scope=None)
+def _facets(url: str, scope: frozenset[str] | None, _user: Principal) -> dict:
+    # keyed by the index URL and the NAS scope: what one scope offers is not another's
+    return ctx.access.facets(_user)
 
 
 def _form(options: dict) -> SearchQuery | None:
@@ -116,7 +119,7 @@ def _pager(result: SearchResult, q: SearchQuery) -> None:
 
 ctx = context()
 st.title("Find a patient")
-options = _facets(ctx.settings.index.url, ctx.engine)
+options = _facets(ctx.settings.index.url, ctx.user.scope, ctx.user)
 if not options["patients"]:
     st.info("The index is empty: no NAS has been indexed yet. Run `nasindex index --all` "
             "(or wait for the first scheduled sync); the Health page shows its progress.",
@@ -133,6 +136,10 @@ if query is None or query.is_empty():
                "or filter by modality, dates and NAS.")
 else:
     try:
-        _results(search(ctx.engine, query, scope=None), query)
+        result = ctx.access.search(ctx.user, query)
     except ValueError as exc:  # a malformed date in a filter
         show_error(exc, "Check the filters")
+    except NasIndexError as exc:  # refused, or the audit trail cannot be written
+        show_error(exc, "The search was not run")
+    else:
+        _results(result, query)

@@ -13,6 +13,7 @@ keeps it so.
 | :mod:`~nasindex.cli.runs` | init, index, sync, retry |
 | :mod:`~nasindex.cli.find` | search, images |
 | :mod:`~nasindex.cli.ops` | status, plugins, deployments, demo |
+| :mod:`~nasindex.cli.audit` | audit |
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Annotated
 
 import typer
 
-from nasindex.cli import find, ops, runs, usage
+from nasindex.cli import audit, find, ops, runs, usage
 from nasindex.cli.commands import CommandGroup
 from nasindex.cli.options import set_config_path, settings
 
@@ -34,7 +35,8 @@ app = typer.Typer(help="Index the medical images on several NAS devices; search 
                   rich_markup_mode=None)
 
 for module, names in ((runs, ("init", "index", "sync", "retry")), (find, ("search", "images")),
-                      (ops, ("status", "plugins", "deployments", "demo"))):
+                      (ops, ("status", "plugins", "deployments", "demo")),
+                      (audit, ("audit",))):
     for name in names:
         app.command(name)(getattr(module, name))
 

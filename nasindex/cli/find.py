@@ -1,7 +1,8 @@
 """``nasindex search`` and ``nasindex images``: find patients, list a patient's files.
 
-They import the search module (SQLAlchemy) when they run; names and descriptions from
-the index are printed through :mod:`nasindex.cli.output`, as data."""
+They import the search module (SQLAlchemy) when they run, and read through the access
+layer: each search and listing is recorded in the audit trail with the OS user. Names
+and descriptions from the index are printed through :mod:`nasindex.cli.output`, as data."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nasindex.cli import output
-from nasindex.cli.options import JsonOpt, date_option, settings
+from nasindex.cli.options import JsonOpt, access, date_option, me
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from nasindex.search import PatientHit, SearchResult
 
 DateOpt = {"callback": date_option, "metavar": "YYYYMMDD"}
@@ -43,25 +42,18 @@ def search(
 ) -> None:
     """Find patients across every NAS."""
     from nasindex.search import SearchQuery
-    from nasindex.search import search as run_search
 
     query_ = SearchQuery(text=query, patient_id=patient_id, accession=accession,
                          modalities=modality or [], date_from=date_from, date_to=date_to,
                          birth_date=born, nas=nas or [], limit=limit, offset=offset)
     try:
-        result = run_search(_engine(), query_, scope=None)
+        result = access().search(me(), query_)
     except ValueError as exc:  # a query the search refuses (too long, bad value)
         raise typer.BadParameter(str(exc)) from None
     if as_json:
         output.print_json([p.as_dict() for p in result.patients])
     else:
         _show_result(result, offset)
-
-
-def _engine() -> Engine:
-    from nasindex.index.db import require_current
-
-    return require_current(settings().index.url)
 
 
 def _show_result(result: SearchResult, offset: int) -> None:
@@ -89,9 +81,7 @@ def images(nas: Annotated[str, typer.Option("--nas", help="NAS id from the confi
                                                    show_default=False)],
            as_json: JsonOpt = False) -> None:
     """Every indexed file of one patient on one NAS, with its exact paths."""
-    from nasindex.search import images as find_images
-
-    rows = find_images(_engine(), nas, patient_id, scope=None)
+    rows = access().images(me(), nas, patient_id)
     if as_json:
         output.print_json(rows)
         return

@@ -19,7 +19,7 @@ def status(as_json: JsonOpt = False) -> None:
     from nasindex.health import nas_status
     from nasindex.index.db import require_current
 
-    rows = nas_status(require_current(settings().index.url))
+    rows = nas_status(require_current(settings().index.url), scope=None)
     if as_json:
         output.print_json(rows)
         return

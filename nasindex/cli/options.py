@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from nasindex.access.guard import Access
+    from nasindex.access.principal import Principal
     from nasindex.config import Settings
 
 _config_path: Path | None = None
@@ -29,6 +31,23 @@ def settings() -> Settings:
     from nasindex.config import load_settings  # pydantic: only for commands that read it
 
     return load_settings(_config_path)
+
+
+def access() -> Access:
+    """The access layer over the configured index: every read of patient data through
+    it is checked and recorded in the audit trail."""
+    from nasindex.access.guard import Access
+    from nasindex.index.db import require_current
+
+    s = settings()
+    return Access(s, require_current(s.index.url))
+
+
+def me() -> Principal:
+    """Who runs this command: the OS user, from this host (or the SSH client's address)."""
+    from nasindex.access.principal import local_principal
+
+    return local_principal("cli")
 
 
 def date_option(value: str | None) -> str | None:

@@ -151,3 +151,25 @@ class ItemError(SQLModel, table=True):
     # Fingerprint of the failed attempt: a changed file is retried at once.
     size: int | None = Field(default=None, sa_column=Column(BigInteger))
     mtime_ns: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who saw or did what, when, from where: one row per search, patient page, preview,
+    file listing, admin action, login, logout and refusal. Append-only: the application
+    never updates or deletes a row, and triggers (migration 0004) refuse it."""
+
+    __tablename__ = "audit_event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    username: str = Field(index=True)  # "user" is a reserved word in SQL
+    door: str  # dashboard | cli | api
+    client: str | None = None  # network address of the user's machine ("local": a shell)
+    action: str = Field(index=True)  # search, patient, preview, images, login, admin:sync...
+    outcome: str  # success | denied | failed
+    nas: str | None = Field(default=None, index=True)
+    patient_id: str | None = Field(default=None, index=True)
+    study_uid: str | None = None
+    series_uid: str | None = None
+    query: str | None = None  # the search text and filters (JSON); the one place for it
+    results: int | None = None  # rows, records or files returned
+    detail: str | None = None  # why refused, the run started, the error met

@@ -3,8 +3,9 @@
 Only files below a NAS root that the index recorded are read: the NAS must be in the
 config with the same root as in the index, and its type's ``inside_root`` must accept
 the relative path. JPEG 2000 NAS types implement the same ``open_image``, so their
-images take exactly this path. Plain Python (no Streamlit) so that the benchmark can
-time what the patient page does.
+images take exactly this path. Plain Python (no Streamlit): front ends reach it through
+``nasindex.access`` (which checks the role and NAS scope and audits first), and the
+benchmark times what the patient page does.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _nas(settings: Settings, engine: Engine, nas: str) -> NasType:
     if cfg is None:
         raise PreviewError(f"NAS {nas!r} is in the index but not in the config "
                            f"({settings.path}); add it there to see its images.")
-    indexed = nas_roots(engine, scope=None).get(nas)
+    indexed = nas_roots(engine, scope=frozenset({nas})).get(nas)
     if indexed is None or Path(indexed).resolve() != Path(cfg.root).resolve():
         raise PreviewError(f"The root of NAS {nas!r} in the config ({cfg.root}) differs from "
                            f"the one in the index ({indexed}); run a sync of it first.")

@@ -1,0 +1,105 @@
+"""Start-up of the dashboard server: the deployment rules, the login settings Streamlit
+needs, and the application start/stop records of the audit trail."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import streamlit as st
+from streamlit import config as st_config
+
+from nasindex.config import Settings, load_settings
+from nasindex.errors import NasIndexError
+
+LOOPBACK_NAMES = {"localhost"}
+
+
+def is_loopback(address: str | None) -> bool:
+    """True for 127.0.0.1, ::1, localhost. Unset means every interface: not loopback."""
+    if not address:
+        return False
+    if address in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def refuse(message: str) -> None:
+    print(f"nasindex dashboard: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def deployment_problem(settings: Settings | None, address: str | None) -> str | None:
+    """Why this dashboard must not start (None: it may)."""
+    if settings is not None and settings.auth is not None or is_loopback(address):
+        return None
+    where = f"on {address}" if address else "on every interface (no --server.address)"
+    return (f"refusing to serve patient data {where} without login; add an [auth] table to "
+            f"{settings.path if settings else 'nasindex.toml'} (see docs/access.md), or "
+            "listen on 127.0.0.1 only (--server.address 127.0.0.1).")
+
+
+def auth_secrets(settings: Settings) -> dict[str, Any]:
+    """Streamlit's ``[auth]`` secrets, built from the config and the environment."""
+    auth = settings.auth
+    assert auth is not None
+    return {"auth": {
+        "redirect_uri": auth.redirect_uri, "client_id": auth.client_id,
+        "client_secret": auth.secret("client"), "cookie_secret": auth.secret("cookie"),
+        "server_metadata_url": auth.server_metadata_url,
+        "client_kwargs": {"scope": auth.scopes}}}
+
+
+def app_options() -> dict[str, Any]:
+    """The ``st.App`` options (login secrets, lifespan); or exit 2 with one line naming
+    the fix when this dashboard must not start."""
+    address = st_config.get_option("server.address")
+    try:
+        settings: Settings | None = load_settings()
+    except NasIndexError as exc:
+        if not is_loopback(address):
+            refuse(str(exc))
+        settings = None  # on loopback: the pages show what is wrong with the config
+    problem = deployment_problem(settings, address)
+    if problem:
+        refuse(problem)
+    secrets = None
+    if settings is not None and settings.auth is not None:
+        try:
+            secrets = auth_secrets(settings)
+        except NasIndexError as exc:
+            refuse(str(exc))
+    return {"secrets": secrets, "lifespan": _lifespan(settings)}
+
+
+def _lifespan(settings: Settings | None):
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: st.App) -> AsyncIterator[None]:
+        _application_event(settings, "app:start")
+        try:
+            yield
+        finally:
+            _application_event(settings, "app:stop")
+    return lifespan
+
+
+def _application_event(settings: Settings | None, action: str) -> None:
+    """Application Activity in the audit trail (and to syslog); best effort: an index
+    that is not ready yet is the pages' business to report."""
+    if settings is None:
+        return
+    from nasindex.access.guard import Access
+    from nasindex.access.principal import Principal
+    from nasindex.index.db import require_current
+
+    with contextlib.suppress(Exception):  # best effort: never keeps the server from stopping
+        access = Access(settings, require_current(settings.index.url))
+        access.record(Principal("nasindex", frozenset(), None, None, "dashboard"), action)
+        if action == "app:stop" and access.forwarder is not None:
+            access.forwarder.flush(3)
