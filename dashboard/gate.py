@@ -79,6 +79,8 @@ def _logged_in(auth: AuthSettings, access: Access) -> Principal:
     logins, lock = _logins()
     now = time.time()
     with lock:
+        if key not in logins:
+            _forget_old(logins, now - auth.max_session_hours * 3600)
         login = logins.setdefault(key, _Login(last_active=float(claims.get("iat") or now)))
         ended = login.ended or _expired(auth, login, claims, now)
     if ended:
@@ -95,6 +97,12 @@ def _logged_in(auth: AuthSettings, access: Access) -> Principal:
     _sidebar(user, access, login)
     _idle_watch(auth.idle_minutes * 60, login)
     return user
+
+
+def _forget_old(logins: dict[tuple[str, str], _Login], before: float) -> None:
+    """Logins unused since ``before`` are over anyway (their ID token is too old)."""
+    for key in [k for k, v in logins.items() if v.last_active < before]:
+        del logins[key]
 
 
 def _expired(auth: AuthSettings, login: _Login, claims: dict, now: float) -> str | None:

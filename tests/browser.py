@@ -55,18 +55,20 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen, what: str) -> b
 
 
 @contextmanager
-def streamlit_app(config: Path, port: int | None = None) -> Iterator[str]:
-    """``streamlit run dashboard/app.py`` with ``config``; yields its base URL."""
+def streamlit_app(config: Path, port: int | None = None, env: dict[str, str] | None = None,
+                  log: Path | None = None) -> Iterator[str]:
+    """``streamlit run dashboard/app.py`` with ``config`` (and ``env`` added to the
+    environment, its output in ``log``); yields its base URL."""
     port = port or free_port()
     env = {**os.environ, "NASINDEX_CONFIG": str(config),
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    with tempfile.TemporaryFile() as log:
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **(env or {})}
+    with (log.open("wb") if log else tempfile.TemporaryFile()) as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--server.fileWatcherType", "none", "--global.developmentMode", "false",
              "--client.toolbarMode", "viewer"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60, proc, "streamlit")
             yield f"http://127.0.0.1:{port}"

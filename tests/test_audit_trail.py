@@ -30,22 +30,22 @@ TAMPER = """
 import sys
 from sqlalchemy import text
 from nasindex.index.db import get_engine
-engine = get_engine(sys.argv[1])
 refused = 0
-for statement in ("DELETE FROM audit_event", "UPDATE audit_event SET username = 'nobody'"):
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(statement))
-    except Exception as exc:
-        refused += 1
-        print(type(exc).__name__, str(getattr(exc, "orig", exc)).splitlines()[0])
-sys.exit(0 if refused == 2 else 1)
+for url in sys.argv[1:]:
+    for statement in ("DELETE FROM audit_event", "UPDATE audit_event SET username = 'x'"):
+        try:
+            with get_engine(url).begin() as conn:
+                conn.execute(text(statement))
+        except Exception as exc:
+            refused += 1
+            print(type(exc).__name__, str(getattr(exc, "orig", exc)).splitlines()[0])
+sys.exit(0 if refused == 2 * len(sys.argv[1:]) else 1)
 """
 
 
-def tamper(url: str) -> subprocess.CompletedProcess:
+def tamper(*urls: str) -> subprocess.CompletedProcess:
     """Another process, with the application's own database code, tries to erase."""
-    return subprocess.run([sys.executable, "-c", TAMPER, url], capture_output=True,
+    return subprocess.run([sys.executable, "-c", TAMPER, *urls], capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
 
 
@@ -58,11 +58,12 @@ def nasindex(config: Path, *args: str, check: bool = True) -> subprocess.Complet
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory):
-    return two_nas_index(tmp_path_factory.mktemp("trail"))
+def index(tmp_path_factory, rsyslog):
+    return two_nas_index(tmp_path_factory.mktemp("trail"),
+                         f'\n[audit]\nsyslog = "tcp://127.0.0.1:{rsyslog.tcp}"\n')
 
 
-def test_cli_searches_and_listings_are_in_nasindex_audit(index):
+def test_cli_searches_and_listings_are_in_nasindex_audit(index, rsyslog):
     config = index.path
     typed = SHARED[0].name.split("^")[0].lower()
     found = json.loads(nasindex(config, "search", typed, "--json").stdout)
@@ -88,6 +89,16 @@ def test_cli_searches_and_listings_are_in_nasindex_audit(index):
     assert "audit" in {r["action"] for r in cli_json(config, "audit")}  # reading is recorded
     wrong = CliRunner().invoke(app, ["--config", str(config), "audit", "--since", "3/12/26"])
     assert wrong.exit_code == 2 and "YYYY-MM-DD" in wrong.output
+    # and the clinic's audit repository got them, with the OS user as the requestor
+    for event_id in ("110112", "110103"):
+        rsyslog.wait_for(lambda m, e=event_id: _requestor(m) == me and
+                         m.find("EventIdentification/EventID").get("csd-code") == e,
+                         f"EventID {event_id} of the CLI")
+
+
+def _requestor(message) -> str | None:
+    return next((a.get("UserID") for a in message.findall("ActiveParticipant")
+                 if a.get("UserIsRequestor") == "true"), None)
 
 
 def cli_json(config: Path, *args: str) -> list[dict]:
@@ -96,33 +107,22 @@ def cli_json(config: Path, *args: str) -> list[dict]:
     return json.loads(result.output)
 
 
-def test_a_second_process_cannot_change_or_delete_records_sqlite(index):
-    Access(index, get_engine(index.index.url)).images(clinician("eve"), "ct",
-                                                         ONLY_CT[0].patient_id)
-    before = _rows(index.index.url)
-    proc = tamper(index.index.url)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("append-only") == 2
-    assert _rows(index.index.url) == before
-
-
-def _rows(url: str) -> list[dict]:
-    from nasindex.access.audit import events
-
-    return events(get_engine(url), scope=None)
-
-
-def test_postgresql_trail_is_append_only_by_trigger_and_grants(tmp_path, postgres_url):
+def test_a_second_process_cannot_change_or_delete_records(index, postgres_url):
+    """SQLite and PostgreSQL: the triggers refuse even the owner's connection; on
+    PostgreSQL the documented grants refuse the dashboard's role before that."""
+    pg = index.model_copy(deep=True)
+    pg.index.url = postgres_url
     migrate(postgres_url)
-    settings = two_nas_index(tmp_path)  # files and config; the index goes to PostgreSQL
-    settings.index.url = postgres_url
-    owner = Access(settings, get_engine(postgres_url))
-    owner.images(clinician("frank"), "ct", ONLY_CT[0].patient_id)
-    proc = tamper(postgres_url)  # even the owner's connection: the triggers refuse
-    assert proc.returncode == 0 and proc.stdout.count("append-only") == 2, proc.stdout
+    for settings in (index, pg):
+        Access(settings, get_engine(settings.index.url)).images(
+            clinician("eve"), "ct", ONLY_CT[0].patient_id)
+    before = [_rows(s.index.url) for s in (index, pg)]
+    proc = tamper(index.index.url, postgres_url)
+    assert proc.returncode == 0 and proc.stdout.count("append-only") == 4, proc.stdout
+    assert [_rows(s.index.url) for s in (index, pg)] == before
     _apply_documented_grants(postgres_url)
     web = _as_role(postgres_url, "nasindex_web")
-    Access(settings, get_engine(web)).search(clinician("frank"), SearchQuery(text="maria"))
+    Access(pg, get_engine(web)).search(clinician("eve"), SearchQuery(text="maria"))
     proc = tamper(web)
     assert proc.returncode == 0 and proc.stdout.count("permission denied") == 2, proc.stdout
     assert [r["action"] for r in _rows(postgres_url)] == ["search", "images"]
@@ -130,8 +130,13 @@ def test_postgresql_trail_is_append_only_by_trigger_and_grants(tmp_path, postgre
     with psycopg.connect(_dsn(postgres_url), autocommit=True) as conn:
         conn.execute("REVOKE INSERT ON audit_event FROM nasindex_web")
     with pytest.raises(AuditUnavailable, match="permission denied"):
-        Access(settings, get_engine(web)).search(clinician("frank"),
-                                                 SearchQuery(text="maria"))
+        Access(pg, get_engine(web)).search(clinician("eve"), SearchQuery(text="maria"))
+
+
+def _rows(url: str) -> list[dict]:
+    from nasindex.access.audit import events
+
+    return events(get_engine(url), scope=None)
 
 
 def _dsn(url: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from access_support import ONLY_CT, two_nas_index
+from access_support import two_nas_index
 from browser import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,11 +63,8 @@ def test_login_without_its_secrets_does_not_start(tmp_path, index):
 
 
 def test_the_demo_says_so_on_every_page(index, monkeypatch):
-    st_config.set_option("server.address", "127.0.0.1")  # as `make run` starts it
-    monkeypatch.setenv("NASINDEX_CONFIG", str(index.path))
-    at = AppTest.from_file(str(ROOT / "dashboard" / "main.py"), default_timeout=30)
-    for page in ("views/search.py", f"views/patient.py?nas=ct&id={ONLY_CT[0].patient_id}",
-                 "views/health.py"):
+    at = _app(index.path, monkeypatch)
+    for page in ("views/search.py", "views/patient.py?nas=ct&id=NOBODY", "views/health.py"):
         path, _, query = page.partition("?")
         at.query_params.clear()
         for key, value in (q.split("=") for q in query.split("&") if q):
@@ -77,3 +74,43 @@ def test_the_demo_says_so_on_every_page(index, monkeypatch):
         banners = [w.value for w in at.warning if "Demo mode, no login" in w.value]
         assert banners, (page, [w.value for w in at.warning])
     assert "Audit" in str(at)  # the demo user may do everything, the audit page too
+
+
+def _app(config: Path, monkeypatch) -> AppTest:
+    """The pages in AppTest, served (as `make run` does) on 127.0.0.1."""
+    st_config.set_option("server.address", "127.0.0.1")
+    monkeypatch.setenv("NASINDEX_CONFIG", str(config))
+    return AppTest.from_file(str(ROOT / "dashboard" / "main.py"), default_timeout=30)
+
+
+def test_the_audit_page_filters_and_exports(index, monkeypatch):
+    at = _app(index.path, monkeypatch)
+    at.run()
+    at.text_input[0].input("maria")
+    at.form_submit_button[0].click().run()  # a search, as the demo user
+    at.switch_page("views/audit.py").run()
+    assert not at.exception
+    at.selectbox[0].select("search").run()
+    table = at.dataframe[0].value
+    assert list(table["action"]) == ["search"] and '"maria"' in table["query"].iloc[0]
+    assert table["user"].iloc[0].endswith("(no login)")
+    csv = at.get("download_button")[0]
+    assert csv.proto.label == "Export CSV"
+    at.text_input[0].input("somebody-else").run()  # the user filter
+    assert at.dataframe[0].value.empty
+
+
+def test_an_audit_trail_that_cannot_be_written_hides_the_page(tmp_path, monkeypatch):
+    settings = two_nas_index(tmp_path)
+    from sqlalchemy import text
+
+    from nasindex.index.db import get_engine
+
+    with get_engine(settings.index.url).begin() as conn:  # a damaged index
+        conn.execute(text("ALTER TABLE audit_event RENAME TO audit_event_lost"))
+    at = _app(settings.path, monkeypatch)
+    at.run()
+    at.text_input[0].input("maria")
+    at.form_submit_button[0].click().run()
+    assert any("audit trail cannot be written" in e.value for e in at.error)
+    assert not at.dataframe  # no result table

@@ -16,6 +16,8 @@ from nasindex.errors import NasIndexError
 ACTIONS = ["", "search", "patient", "preview", "images", "login", "logout", "audit",
            "admin:sync", "admin:full", "admin:retry", "app:start", "app:stop"]
 LIMIT = 5000
+SHOWN = ("at", "user", "action", "outcome", "nas", "patient_id", "query", "results", "detail",
+         "client", "door", "study_uid", "series_uid")
 
 
 def _filters() -> dict:
@@ -53,5 +55,7 @@ st.markdown(f"**{len(rows)}** record(s){more}.")
 st.download_button("Export CSV", table.to_csv(index=False).encode("utf-8"),
                    file_name=f"nasindex-audit-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv",
                    mime="text/csv", icon=":material/download:")
-st.dataframe(table.drop(columns=["id"]), hide_index=True, width="stretch",
-             column_config={"at": st.column_config.TextColumn("time (UTC)")})
+# On screen: the time to the second, what happened first, the UIDs last; the CSV has all.
+shown = table.assign(at=table["at"].str[:19].str.replace("T", " "))[list(SHOWN)]
+st.dataframe(shown.astype(object).where(shown.notna(), ""), hide_index=True,
+             width="stretch", column_config={"at": st.column_config.TextColumn("time (UTC)")})

@@ -6,8 +6,8 @@ Messages wait in a bounded queue for one sender thread. While the repository can
 reached the sender retries the message at hand with a growing pause (1 s to 30 s); when
 the queue is full, new messages are dropped and counted. :meth:`Forwarder.status` says
 how it goes (the dashboard's Health page shows it); a short-lived process (the CLI)
-waits up to ``EXIT_WAIT`` seconds at exit for its messages to go, then says on stderr
-how many could not be delivered.
+waits up to ``EXIT_WAIT`` seconds at exit for its messages to go (not at all while the
+repository is known to be away), then says on stderr how many were not delivered.
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ class Forwarder:
                         "the record", self.target, self.last_error)
 
     def _at_exit(self) -> None:
-        if self.flush(EXIT_WAIT) and not self.dropped:
+        # Wait for messages in flight, unless the repository is known to be away.
+        if self.failing_since is None and self.flush(EXIT_WAIT) and not self.dropped:
             return
         lost = self.queue.qsize() + (1 if self._busy else 0) + self.dropped
         print(f"nasindex: {lost} audit message(s) not forwarded to {self.target} "

@@ -113,16 +113,16 @@ class Access:
         target = Target(nas=nas, patient_id=patient_id)
         self._require(p, CLINICIAN, "patient", target)
         person = search.patient(self.engine, nas, patient_id, scope=p.scope)
-        self.record(p, "patient", Target(nas=nas, patient_id=patient_id,
-                                         results=len(person.records) if person else 0))
+        self.record(p, "patient", target)
         return person
 
     def study_tree(self, p: Principal, nas: str, patient_id: str) -> list[search.StudyNode]:
-        """Studies, series and folders of one record (the patient page's body)."""
-        self._require(p, CLINICIAN, "patient", Target(nas=nas, patient_id=patient_id))
+        """Studies, series and folders of one record (the patient page's body): the same
+        look as :meth:`patient` for the audit trail."""
+        target = Target(nas=nas, patient_id=patient_id)
+        self._require(p, CLINICIAN, "patient", target)
         tree = search.study_tree(self.engine, nas, patient_id, scope=p.scope)
-        self.record(p, "patient", Target(nas=nas, patient_id=patient_id,
-                                         results=len(tree)))
+        self.record(p, "patient", target)
         return tree
 
     def series_files(self, p: Principal, nas: str, series_uid: str) -> list[dict[str, Any]]:
