@@ -10,6 +10,7 @@ page carries a banner saying that anyone who reaches it sees every patient.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import threading
 import time
@@ -21,6 +22,7 @@ from startup import deployment_problem
 from nasindex.access.guard import Access
 from nasindex.access.principal import EVERY_ROLE, Principal, from_claims
 from nasindex.config import AuthSettings, Settings
+from nasindex.errors import AuditUnavailable
 
 DEMO_BANNER = ("**Demo mode, no login:** anyone who can open this page sees every patient. "
                "It listens on this computer only. Configure `[auth]` before serving it on a "
@@ -67,7 +69,11 @@ def principal(settings: Settings, access: Access) -> Principal:
         st.error("Login is configured but Streamlit has no login settings: start the "
                  "dashboard with `streamlit run dashboard/app.py`.")
         st.stop()
-    return _logged_in(settings.auth, access)
+    try:
+        return _logged_in(settings.auth, access)
+    except AuditUnavailable as exc:  # the login cannot be recorded: show nothing
+        st.error(str(exc), icon=":material/lock:")
+        st.stop()
 
 
 def _logged_in(auth: AuthSettings, access: Access) -> Principal:
@@ -147,7 +153,8 @@ def _sidebar(user: Principal, access: Access, login: _Login) -> None:
 
 def _log_out(user: Principal, access: Access, login: _Login) -> None:
     login.ended = "logout"
-    access.logout(user)
+    with contextlib.suppress(AuditUnavailable):  # leaving never waits for the trail
+        access.logout(user)
     st.logout()
 
 
