@@ -10,7 +10,7 @@ setup:
 	@uv sync --locked --quiet
 
 run: setup
-	uv run python -m nasindex.service
+	uv run python -m nasindex.ops.supervisor
 
 test: setup
 	uv run ruff check .

@@ -34,8 +34,9 @@ import tomli_w
 from nasindex.config import Settings, load_settings
 from nasindex.demo import demo_patients
 from nasindex.index.db import migrate, require_current
+from nasindex.index.models import RunKind
 from nasindex.registry import open_nas
-from nasindex.sync import Kind, RunSummary, run_sync
+from nasindex.sync import RunSummary, run_sync
 from nasindex_firebird_jp2.connection import client_library
 from nasindex_firebird_jp2.demo import apply_ddl, create_database, reference_ddl, write_patients
 from nasindex_firebird_jp2.mapping import build_query, load_mapping
@@ -129,7 +130,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def index_pacs(settings: Settings, kind: Kind) -> RunSummary:
+def index_pacs(settings: Settings, kind: RunKind) -> RunSummary:
     """An engine run of the NAS ``pacs``, resolved as the CLI resolves it."""
     nas = settings.get_nas("pacs")
     return run_sync(open_nas(nas), nas, require_current(settings.index.url), kind)
@@ -152,7 +153,7 @@ def run(work: Path, args) -> None:
                 t, count = timed(bare_loop, root, db)
                 pair["bare"] = count / t
             else:
-                t, summary = timed(index_pacs, settings, Kind.FULL)
+                t, summary = timed(index_pacs, settings, RunKind.FULL)
                 assert summary.indexed == n and summary.failed == 0, summary.as_dict()
                 pair["ours"] = n / t
         bare.append(pair["bare"])
@@ -167,10 +168,10 @@ def run(work: Path, args) -> None:
     for label, minutes in (("reconciling (default)", 0), ("cursor window only", 60)):
         settings = load_settings(write_config(work, root, db, minutes, args.workers,
                                               "engine0"))
-        index_pacs(settings, Kind.INCREMENTAL)  # stores a cursor for this mode
+        index_pacs(settings, RunKind.INCREMENTAL)  # stores a cursor for this mode
         times = []
         for _ in range(args.repeat):
-            t, summary = timed(index_pacs, settings, Kind.INCREMENTAL)
+            t, summary = timed(index_pacs, settings, RunKind.INCREMENTAL)
             assert summary.new == summary.changed == summary.indexed == 0
             times.append(t)
         incremental[label] = times

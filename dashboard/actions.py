@@ -12,23 +12,18 @@ the dashboard) or ``[prefect] ui_url`` + ``/api`` from the config.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
-ACTIONS: dict[str, tuple[str, str, str]] = {
-    # action: (flow name = first half of the deployment name, button, confirmation)
-    "sync": ("incremental-sync", "Sync now", "Sync NAS {nas} now (new and changed files)?"),
-    "full": ("full-index", "Full index", "Re-read every file of NAS {nas}? On a large NAS "
+from nasindex.ops import catalog
+from nasindex.ops.catalog import NasFlowSpec
+from nasindex.ops.runs import StartedRun, start_run
+
+ACTIONS: dict[str, tuple[NasFlowSpec, str, str]] = {
+    # action: (the flow whose deployment of the NAS runs, button, confirmation)
+    "sync": (catalog.INCREMENTAL, "Sync now", "Sync NAS {nas} now (new and changed files)?"),
+    "full": (catalog.FULL, "Full index", "Re-read every file of NAS {nas}? On a large NAS "
              "this takes hours; the index stays searchable meanwhile."),
-    "retry": ("retry-failed", "Retry failed", "Re-read the failed files of NAS {nas} now?"),
+    "retry": (catalog.RETRY, "Retry failed", "Re-read the failed files of NAS {nas} now?"),
 }
-
-
-@dataclass(frozen=True)
-class TriggeredRun:
-    id: str
-    name: str
-    deployment: str
-    url: str | None
 
 
 def api_url() -> str | None:
@@ -44,19 +39,9 @@ def api_url() -> str | None:
     return f"{ui.rstrip('/')}/api" if ui else None
 
 
-def trigger(nas: str, action: str) -> TriggeredRun:
+def trigger(nas: str, action: str) -> StartedRun:
     """Create a run of ``<flow>/<nas>`` now; returns at once (the worker runs it)."""
-    from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    flow_name = ACTIONS[action][0]
-    deployment = f"{flow_name}/{nas}"
-    api = api_url()
-    with temporary_settings({PREFECT_API_URL: api} if api else {}):
-        run = run_deployment(deployment, timeout=0, tags=["dashboard"])
-    ui = api.removesuffix("/api") if api else None
-    return TriggeredRun(str(run.id), run.name, deployment,
-                        f"{ui}/runs/flow-run/{run.id}" if ui else None)
+    return start_run(ACTIONS[action][0], nas, api_url(), tags=("dashboard",))
 
 
 def render_actions(ctx, nas: str) -> None:
@@ -97,7 +82,7 @@ def _run_and_report(st, ctx, nas: str, action: str) -> None:
         st.error(str(exc))
         return
     except Exception as exc:  # no server, no deployment: say so, keep the page alive
-        st.error(f"Could not start {ACTIONS[action][0]} for NAS {nas}: {exc}. Is the Prefect "
+        st.error(f"Could not start {ACTIONS[action][0].flow} for NAS {nas}: {exc}. Is the Prefect "
                  "server running and were the deployments applied (`nasindex deployments "
                  "--apply`)?")
         return

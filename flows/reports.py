@@ -17,9 +17,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from nasindex.config import load_settings
 from nasindex.health import nas_status, recent_runs
 from nasindex.index.db import require_current
+from nasindex.index.models import RunStatus
+from nasindex.ops.catalog import DAILY_REPORT
 from nasindex.sync import RunSummary
-
-COUNTS = ("seen", "new", "changed", "missing", "revived", "failed", "skipped", "deferred")
 
 
 def artifact_key(*parts: str) -> str:
@@ -73,10 +73,10 @@ def day_summary(status: list[dict[str, Any]], runs: list[dict[str, Any]],
     rows = []
     for nas in status:
         mine = [r for r in runs if r["nas"] == nas["nas"] and _after(r["started_at"], since)]
-        failed = [r for r in mine if r["status"] in ("failed", "interrupted")]
+        failed = [r for r in mine if RunStatus(r["status"]).unsuccessful]
         rows.append({
             "nas": nas["nas"], "type": nas["type"], "runs": len(mine),
-            "succeeded": sum(r["status"] == "succeeded" for r in mine),
+            "succeeded": sum(r["status"] == RunStatus.SUCCEEDED for r in mine),
             "failed": len(failed),
             **{f"files_{k}": sum(r[k] or 0 for r in mine) for k in ("new", "changed",
                                                                      "missing", "failed")},
@@ -111,7 +111,7 @@ def day_markdown(rows: list[dict[str, Any]], since: datetime) -> str:
     return "\n".join(lines)
 
 
-@flow(name="daily-report", flow_run_name="daily-report")
+@flow(name=DAILY_REPORT.flow, flow_run_name=DAILY_REPORT.flow)
 def daily_report(config: str | None = None, hours: float = 24) -> list[dict[str, Any]]:
     """The last ``hours`` across every NAS, from the run records `nasindex status` reads."""
     settings = load_settings(config)

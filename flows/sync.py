@@ -37,9 +37,11 @@ from nasindex.config import NasSettings, load_settings
 from nasindex.contract import Fingerprint
 from nasindex.errors import ConfigError, NasIndexError
 from nasindex.index.db import require_current
+from nasindex.index.models import RunKind
+from nasindex.ops import catalog
 from nasindex.registry import open_nas
 from nasindex.store import BatchCounts, RunInProgress
-from nasindex.sync import Kind, SyncPlan, SyncRun
+from nasindex.sync import SyncPlan, SyncRun
 
 # What is worth retrying a few seconds later: NAS I/O that hiccupped mid-scan or mid-read
 # (OSError: stale handle, reset share) and a dropped or locked index database. A NAS that
@@ -100,7 +102,7 @@ class RunLog(logging.LoggerAdapter):
         return f"[nas={nas} run={run_id or '-'}] {msg}", {**kwargs, "extra": extra}
 
 
-def sync_nas(nas: str, kind: Kind, config: str | None, wait_seconds: float) -> State:
+def sync_nas(nas: str, kind: RunKind, config: str | None, wait_seconds: float) -> State:
     """One engine run of one NAS as Prefect tasks; returns the flow's final state."""
     log = RunLog(get_run_logger(), {"nas": nas, "index_run_id": None})
     run: SyncRun | None = None
@@ -184,22 +186,22 @@ def _one_line(summary: dict[str, Any]) -> str:
             "failed {failed} in {seconds:.1f}s").format(**summary)
 
 
-@flow(name="full-index", flow_run_name="full-index {nas}", retries=0)
+@flow(name=catalog.FULL.flow, flow_run_name=catalog.FULL.flow_run_name, retries=0)
 def full_index(nas: str, config: str | None = None, wait_seconds: float = 3600) -> State:
     """Re-read every item of one NAS. Waits (up to ``wait_seconds``) for a running sync
     of the same NAS to end rather than being skipped: an admin asked for it."""
-    return sync_nas(nas, Kind.FULL, config, wait_seconds)
+    return sync_nas(nas, catalog.FULL.kind, config, wait_seconds)
 
 
-@flow(name="incremental-sync", flow_run_name="incremental-sync {nas}", retries=0)
+@flow(name=catalog.INCREMENTAL.flow, flow_run_name=catalog.INCREMENTAL.flow_run_name, retries=0)
 def incremental_sync(nas: str, config: str | None = None, wait_seconds: float = 0) -> State:
     """Read new and changed items of one NAS, tombstone gone ones. A scheduled run that
     finds another run of its NAS going is skipped, visibly: the next interval catches up."""
-    return sync_nas(nas, Kind.INCREMENTAL, config, wait_seconds)
+    return sync_nas(nas, catalog.INCREMENTAL.kind, config, wait_seconds)
 
 
-@flow(name="retry-failed", flow_run_name="retry-failed {nas}", retries=0)
+@flow(name=catalog.RETRY.flow, flow_run_name=catalog.RETRY.flow_run_name, retries=0)
 def retry_failed(nas: str, config: str | None = None, wait_seconds: float = 3600) -> State:
     """Re-read the items of one NAS that failed before, now, without waiting for their
     automatic retry time."""
-    return sync_nas(nas, Kind.RETRY, config, wait_seconds)
+    return sync_nas(nas, catalog.RETRY.kind, config, wait_seconds)

@@ -19,6 +19,8 @@ from nasindex.index.models import (
     ItemError,
     Nas,
     Patient,
+    RunKind,
+    RunStatus,
     Study,
 )
 from nasindex.search.scope import Scope, nas_id_in
@@ -55,7 +57,7 @@ def nas_status(engine: Engine, *, scope: Scope) -> list[dict[str, Any]]:
                 "instances": present.get(nas.id, 0), "missing": missing.get(nas.id, 0),
                 "errors": errors.get(nas.id, 0),
                 "last_run": _run_dict(_last_run(conn, nas.id)),
-                "last_success": _run_dict(_last_run(conn, nas.id, "succeeded")),
+                "last_success": _run_dict(_last_run(conn, nas.id, RunStatus.SUCCEEDED)),
             })
     return result
 
@@ -83,7 +85,7 @@ def _run_dict(run: IndexRun | None) -> dict[str, Any] | None:
 def _files_read(run: IndexRun) -> int:
     """Files the run opened: every listed one for a full index, else the new, changed
     and failed ones (an incremental run does not open unchanged files)."""
-    if run.kind == "full":
+    if run.kind == RunKind.FULL:
         return max(run.seen - run.deferred - run.skipped, 0)
     return run.new + run.changed + run.failed
 
@@ -131,7 +133,8 @@ def nas_health(engine: Engine, settings: Settings, now: datetime | None = None, 
     indexed = {row["nas"]: row for row in nas_status(engine, scope=scope)}
     speed: dict[str, float] = {}  # of the latest successful run that read files
     for run in recent_runs(engine, limit=1000, scope=scope):
-        if run["status"] == "succeeded" and run["files_read"] and run["files_per_second"]:
+        if (run["status"] == RunStatus.SUCCEEDED and run["files_read"]
+                and run["files_per_second"]):
             speed.setdefault(run["nas"], run["files_per_second"])
     result = []
     configured = {n for n in settings.nas if scope is None or n in scope}
@@ -171,9 +174,3 @@ def reachable(nas: NasSettings, timeout: float = 5.0) -> tuple[bool, str]:
     worker.join(timeout)
     return outcome[0] if outcome else (False, f"no answer within {timeout:.0f} s")
 
-
-def prefect_run_url(ui_url: str | None, flow_run_id: str | None) -> str | None:
-    """The Prefect UI page of one flow run, when a UI is configured and the run has one."""
-    if not ui_url or not flow_run_id:
-        return None
-    return f"{ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"

@@ -24,7 +24,17 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from nasindex.config import NasSettings
 from nasindex.contract import InstanceRecord, ItemFailure
 from nasindex.errors import NasIndexError
-from nasindex.index.models import IndexRun, Instance, ItemError, Nas, Patient, Series, Study, utcnow
+from nasindex.index.models import (
+    IndexRun,
+    Instance,
+    ItemError,
+    Nas,
+    Patient,
+    RunStatus,
+    Series,
+    Study,
+    utcnow,
+)
 from nasindex.names import name_key
 
 PT, ST, SE, IN, ER = (m.__table__ for m in (Patient, Study, Series, Instance, ItemError))
@@ -361,10 +371,11 @@ def start_run(engine: Engine, nas_pk: int, kind: str, flow_run_id: str | None) -
     marked running was killed: it is marked interrupted."""
     with engine.begin() as conn:
         conn.execute(update(IndexRun).where(IndexRun.nas_id == nas_pk,
-                                            IndexRun.status == "running")
-                     .values(status="interrupted", message="the process ended mid-run"))
+                                            IndexRun.status == RunStatus.RUNNING)
+                     .values(status=RunStatus.INTERRUPTED,
+                             message="the process ended mid-run"))
         return conn.execute(IndexRun.__table__.insert().values(
-            nas_id=nas_pk, kind=kind, started_at=utcnow(), status="running",
+            nas_id=nas_pk, kind=kind, started_at=utcnow(), status=RunStatus.RUNNING,
             flow_run_id=flow_run_id).returning(IndexRun.id)).scalar_one()
 
 

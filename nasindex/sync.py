@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from itertools import pairwise
 from typing import Any
 
@@ -28,7 +27,7 @@ from nasindex.config import NasSettings
 from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
 from nasindex.errors import NasIndexError, UnsafeSync
 from nasindex.guards import ListingShield, ReadGuard, listing_note
-from nasindex.index.models import RUN_COUNTS, Study, utcnow
+from nasindex.index.models import RUN_COUNTS, RunKind, RunStatus, Study, utcnow
 
 IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
 CHUNK = 50  # items per task sent to a worker process
@@ -36,12 +35,6 @@ SIZE, MISSING = 1, 4  # positions in a store.Known row: fingerprint is [SIZE:MIS
 # Why an item is read (SyncPlan.why, one byte per item of to_read): a run counts as new
 # and changed only the items it committed.
 REREAD, NEW, CHANGED, RETRIED = range(4)
-
-
-class Kind(StrEnum):
-    FULL = "full"  # re-read every item
-    INCREMENTAL = "incremental"  # read only new and changed items
-    RETRY = "retry"  # re-read the items that failed, now
 
 
 @dataclass(slots=True)
@@ -65,7 +58,7 @@ class SyncPlan:
 class RunSummary:
     nas: str
     kind: str
-    status: str = "running"
+    status: RunStatus = RunStatus.RUNNING
     seen: int = 0
     new: int = 0
     changed: int = 0
@@ -106,14 +99,15 @@ class SyncRun:
     them once; building a run looks nothing up and touches no file or database."""
 
     def __init__(self, nas: NasType, nas_settings: NasSettings, engine: Engine,
-                 kind: Kind | str = Kind.INCREMENTAL, flow_run_id: str | None = None) -> None:
+                 kind: RunKind | str = RunKind.INCREMENTAL,
+                 flow_run_id: str | None = None) -> None:
         if nas.nas_id != nas_settings.id:
             raise ValueError(f"NAS object {nas.nas_id!r} does not match settings of "
                              f"{nas_settings.id!r}")
         self.nas = nas
         self.nas_settings = nas_settings
         self.engine = engine
-        self.kind = Kind(kind)
+        self.kind = RunKind(kind)
         self.flow_run_id = flow_run_id
         self.summary = RunSummary(nas=nas.nas_id, kind=self.kind.value)
         self.plan_: SyncPlan | None = None
@@ -144,12 +138,12 @@ class SyncRun:
             if self._pool is not None:
                 self._pool.shutdown(cancel_futures=True)
             if exc is not None:
-                self.summary.status = "failed"
+                self.summary.status = RunStatus.FAILED
                 self.summary.message = _operator_message(exc)
                 if self._reads.tripped:  # read again by the next run, not after a delay
                     store.forget_errors(self.engine, self.nas_pk, self._reads.io_failed)
-            elif self.summary.status == "running":
-                self.summary.status = "succeeded"
+            elif self.summary.status == RunStatus.RUNNING:
+                self.summary.status = RunStatus.SUCCEEDED
                 if self.plan_ is not None and self.plan_.failures:
                     self.summary.message = listing_note(self.plan_.failures)
             self.summary.seconds = time.perf_counter() - self._started
@@ -162,13 +156,14 @@ class SyncRun:
     def plan(self) -> SyncPlan:
         """Check the NAS, list it and diff against the index. Writes nothing."""
         self.nas.check()
-        if self.kind == Kind.FULL and self.nas_settings.workers > 1:
+        if self.kind == RunKind.FULL and self.nas_settings.workers > 1:
             # A full run reads everything: start the fork server now, so that it imports
             # what the workers need while the NAS is listed, instead of the first submit
             # waiting for it (~0.5-0.9 s with nothing else running).
             _worker_context(self.nas)
             multiprocessing.forkserver.ensure_running()
-        cursor = store.get_cursor(self.engine, self.nas_pk) if self.kind != Kind.FULL else None
+        full = self.kind == RunKind.FULL
+        cursor = None if full else store.get_cursor(self.engine, self.nas_pk)
         scan = self.nas.scan(cursor)
         errors = store.known_errors(self.engine, self.nas_pk)
         unlisted = _Unlisted()
@@ -204,7 +199,7 @@ class SyncRun:
         settle_ns = int(self.nas_settings.settle_seconds * 1e9)
         now = utcnow()
         now_ns = time.time_ns()
-        full, retry = self.kind == Kind.FULL, self.kind == Kind.RETRY
+        full, retry = self.kind == RunKind.FULL, self.kind == RunKind.RETRY
         for fp, old in pairs:
             plan.seen += 1
             err = errors.get(fp.key)
@@ -441,7 +436,7 @@ Progress = Callable[[int, int], None]
 
 
 def run_sync(nas: NasType, nas_settings: NasSettings, engine: Engine,
-             kind: Kind | str = Kind.INCREMENTAL, on_progress: Progress | None = None,
+             kind: RunKind | str = RunKind.INCREMENTAL, on_progress: Progress | None = None,
              flow_run_id: str | None = None) -> RunSummary:
     """All steps of one run, in a row (the objects as :class:`SyncRun` takes them).
     Raises (after recording the failure) on error."""

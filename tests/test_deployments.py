@@ -22,12 +22,12 @@ from uuid import UUID
 import pytest
 import yaml
 
-from nasindex import deployments, service
 from nasindex.access.audit import events
 from nasindex.config import Settings, load_settings
 from nasindex.demo import demo_patients
 from nasindex.health import nas_status
 from nasindex.index.db import get_engine, migrate
+from nasindex.ops import deployments, processes, supervisor
 from nasindex_dicom_folder.demo import write_tree
 from support import age, run_nas, write_config
 
@@ -118,23 +118,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = three_nas(base)
     for nas in ("ct", "ct2"):
         run_nas(s, nas, "full")
-    children = service.Children(base / "logs")
+    children = processes.Children(base / "logs")
     port = free_port()
-    env = {**os.environ, **service.prefect_env(base / "prefect-home",
+    env = {**os.environ, **supervisor.prefect_env(base / "prefect-home",
                                                f"http://127.0.0.1:{port}/api"),
            "PREFECT_WORKER_QUERY_SECONDS": "1",
            # Scheduled syncs would start on their own mid-test; the schedules are checked
            # on the deployments instead.
            "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"}
     try:
-        api = service.start_server(children, env, port)
+        api = supervisor.start_server(children, env, port)
         # The worker starts (and creates its pool) while `prefect deploy` runs: 2 cores.
-        service.start_worker(children, {**env, "NASINDEX_CONFIG": str(s.path)}, "nasindex")
+        supervisor.start_worker(children, {**env, "NASINDEX_CONFIG": str(s.path)}, "nasindex")
         deployments.apply(s, base / "prefect.yaml", env)
         yield Stack(s, base, api, env)
     finally:
         children.stop_all()  # worker first, then the server
-    assert not [p for p in service.descendants(os.getpid())
+    assert not [p for p in processes.descendants(os.getpid())
                 if "prefect" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
 
 
@@ -248,18 +248,18 @@ def test_failing_nas_fails_alone_and_an_admin_retry_succeeds(stack, client, wave
 
 
 def test_no_prefect_process_is_left_behind_by_the_children_helper(tmp_path):
-    children = service.Children(tmp_path)
+    children = processes.Children(tmp_path)
     child = children.start("sleeper", ["/bin/sh", "-c", "sleep 60 & sleep 60"], dict(os.environ))
     time.sleep(0.3)
-    family = [child.proc.pid, *service.descendants(child.proc.pid)]
+    family = [child.proc.pid, *processes.descendants(child.proc.pid)]
     assert len(family) >= 2
     children.stop_all()
-    assert not any(service._alive(p) for p in family)
+    assert not any(processes.alive(p) for p in family)
 
 
 def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(stack, client,
                                                                                tmp_path):
-    """`python -m nasindex.service` (what `make run` runs) against the module's server
+    """`python -m nasindex.ops.supervisor` (what `make run` runs) against the module's server
     ([prefect] ui_url: no second server on 2 cores), with its own NAS, pool and worker."""
     tree(tmp_path / "svc1")
     config = tmp_path / "nasindex.toml"
@@ -270,9 +270,9 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
                       'settle_seconds = 0\nworkers = 1\n')
     env = {**stack.env, "NASINDEX_CONFIG": str(config),
            "NASINDEX_DASHBOARD_PORT": str(free_port())}
-    proc = subprocess.Popen([sys.executable, "-m", "nasindex.service"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "nasindex.ops.supervisor"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")))
     reader.start()
@@ -284,12 +284,12 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
         output = "".join(lines)
         assert "full index of svc1: Completed" in output, output
         assert f"Prefect UI: {ui}" in output
-        if service.DASHBOARD_APP.exists():  # it answered /_stcore/health before this line
-            assert f"dashboard:  http://127.0.0.1:{env['NASINDEX_DASHBOARD_PORT']}" in output
-        family = service.descendants(proc.pid)
+        # The installed dashboard answered /_stcore/health before this line was printed.
+        assert f"dashboard:  http://127.0.0.1:{env['NASINDEX_DASHBOARD_PORT']}" in output
+        family = processes.descendants(proc.pid)
         assert any(b"worker" in Path(f"/proc/{p}/cmdline").read_bytes() for p in family)
     finally:
-        started = [proc.pid, *service.descendants(proc.pid)]
+        started = [proc.pid, *processes.descendants(proc.pid)]
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         try:
             proc.wait(60)
@@ -303,7 +303,7 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
     output = "".join(lines)
     assert proc.returncode == 0, output
     assert output.index("stopping worker") < output.rindex("stopped")
-    assert not [p for p in family if service._alive(p)]
+    assert not [p for p in family if processes.alive(p)]
     assert instances(load_settings(config))["svc1"] > 0
 
 

@@ -20,7 +20,8 @@ from dash_context import context, show_error
 
 from nasindex.access.principal import ADMIN
 from nasindex.config import NasSettings
-from nasindex.health import prefect_run_url, reachable
+from nasindex.health import reachable
+from nasindex.ops.catalog import flow_run_url
 from nasindex.registry import registry
 
 
@@ -85,7 +86,7 @@ def _details(rows: list[dict[str, Any]]) -> None:
                         f"**Sync interval:** {r['sync_minutes'] or '—'} min")
             last = r["last_run"]
             if last:
-                url = prefect_run_url(ctx.settings.prefect.ui_url, last.get("flow_run_id"))
+                url = flow_run_url(ctx.settings.prefect.ui_url, last.get("flow_run_id"))
                 link = f" · [open in Prefect]({url})" if url else ""
                 c2.markdown(f"**Last run:** {last['kind']} {last['status']}, started "
                             f"{last['started_at'][:19].replace('T', ' ')} UTC{link}  \n"
@@ -111,7 +112,7 @@ def _runs_chart(runs: list[dict[str, Any]]) -> None:
     st.bar_chart(df.sort_values("started"), x="run", y=["new", "changed", "missing"],
                  height=320, x_label="run (start, UTC)", y_label="files")
     ui = ctx.settings.prefect.ui_url
-    df["prefect"] = [prefect_run_url(ui, f) for f in df["flow_run_id"]]
+    df["prefect"] = [flow_run_url(ui, f) for f in df["flow_run_id"]]
     cols = ["nas", "kind", "status", "started_at", "seconds", "seen", "new", "changed",
             "missing", "failed", "files_per_second", "message"]
     config = {"seconds": st.column_config.NumberColumn(format="%.1f")}

@@ -55,7 +55,7 @@ def deployments(
                     ] = None,
 ) -> None:
     """Write prefect.yaml (the Prefect deployments per NAS) from the config."""
-    from nasindex import deployments as deployments_mod  # YAML and Prefect names
+    from nasindex.ops import deployments as deployments_mod  # YAML and Prefect names
 
     code = deployments_mod.command(settings(), file, check, apply)
     if code:

@@ -6,6 +6,7 @@ Nothing is ever hard-deleted by a sync: a vanished item gets ``missing_since``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
@@ -114,14 +115,35 @@ class Instance(SQLModel, table=True):
 RUN_COUNTS = ("seen", "new", "changed", "missing", "revived", "failed", "skipped", "deferred")
 
 
+class RunKind(StrEnum):
+    """What a run of one NAS does (``index_run.kind``)."""
+
+    FULL = "full"  # re-read every item
+    INCREMENTAL = "incremental"  # read only new and changed items
+    RETRY = "retry"  # re-read the items that failed, now
+
+
+class RunStatus(StrEnum):
+    """How a run of one NAS ended, or that it has not (``index_run.status``)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # an error, recorded with its message
+    INTERRUPTED = "interrupted"  # its process died mid-run; found by the next run of the NAS
+
+    @property
+    def unsuccessful(self) -> bool:
+        return self in (RunStatus.FAILED, RunStatus.INTERRUPTED)
+
+
 class IndexRun(SQLModel, table=True):
     __tablename__ = "index_run"
     id: int | None = Field(default=None, primary_key=True)
     nas_id: int = Field(foreign_key="nas.id", index=True)
-    kind: str  # full | incremental | retry
+    kind: str  # a RunKind
     started_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
-    status: str = "running"  # running | succeeded | failed
+    status: str = RunStatus.RUNNING  # a RunStatus
     seen: int = 0
     new: int = 0
     changed: int = 0

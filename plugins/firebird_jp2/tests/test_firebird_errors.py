@@ -19,7 +19,7 @@ from fb_support import (
 )
 
 from nasindex.errors import NasUnavailable
-from nasindex.sync import Kind
+from nasindex.index.models import RunKind
 from nasindex_firebird_jp2.demo import encode
 from support import run_nas
 
@@ -69,7 +69,7 @@ def test_each_bad_row_is_an_error_row_and_the_run_goes_on(tmp_path: Path) -> Non
         "type": "firebird-jp2", "root": str(share), "database": str(tmp_path / "VENDOR_B.FDB"),
         "mapping": str(tmp_path / "b.toml")}})
 
-    summary = run_nas(settings, "b", Kind.FULL)
+    summary = run_nas(settings, "b", RunKind.FULL)
 
     assert (summary.status, summary.indexed, summary.failed) == ("succeeded", 1, 11)
     reasons = dict(dump(settings)["errors"])
@@ -91,7 +91,7 @@ def test_each_bad_row_is_an_error_row_and_the_run_goes_on(tmp_path: Path) -> Non
         assert reasons[key].startswith(start), (key, reasons[key])
     assert not any("Nobody" in r or "Doe" in r for r in reasons.values())  # no PHI
 
-    again = run_nas(settings, "b", Kind.INCREMENTAL)  # failures wait for their retry time
+    again = run_nas(settings, "b", RunKind.INCREMENTAL)  # failures wait for their retry time
     assert (again.status, again.indexed, again.failed) == ("succeeded", 0, 0)
 
 
@@ -112,7 +112,7 @@ def test_connection_failures_explain_and_change_nothing(tmp_path: Path, firebird
             "password_env": PASSWORD_ENV}
     config = tmp_path / "nasindex.toml"
     settings = write_config(config, {"pacs": good})
-    run_nas(settings, "pacs", Kind.FULL)
+    run_nas(settings, "pacs", RunKind.FULL)
     before = dump(settings)
 
     embedded = tmp_path / "ODS13.FDB"
@@ -135,7 +135,7 @@ def test_connection_failures_explain_and_change_nothing(tmp_path: Path, firebird
     for change, cause in cases:
         broken = write_config(config, {"pacs": {**good, **change}})
         with pytest.raises(NasUnavailable) as err:
-            run_nas(broken, "pacs", Kind.INCREMENTAL)
+            run_nas(broken, "pacs", RunKind.INCREMENTAL)
         message = str(err.value)
         assert "'pacs'" in message and cause in message, message
         assert server_password not in message and "not-the-password" not in message

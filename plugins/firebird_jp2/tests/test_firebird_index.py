@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from nasindex.cli import app
 from nasindex.demo import DemoPatient, DemoSeries, DemoStudy
+from nasindex.index.models import RunKind
 from nasindex.registry import open_nas
-from nasindex.sync import Kind
 from nasindex_firebird_jp2.connection import client_library
 from nasindex_firebird_jp2.mapping import reference_file
 from nasindex_firebird_jp2.rows import derived_uid
@@ -46,7 +46,7 @@ def test_full_index_in_worker_processes_and_latin1_search(tmp_path: Path) -> Non
         "type": "firebird-jp2", "root": str(nas.root), "database": nas.database,
         "workers": 2, "rescale_intercept": -1024}})
 
-    summary = run_nas(settings, "pacs", Kind.FULL)
+    summary = run_nas(settings, "pacs", RunKind.FULL)
 
     assert (summary.status, summary.indexed, summary.failed) == ("succeeded", nas.images, 0)
     # Stored as Latin-1 bytes in an ISO8859_1 column (read raw, without transliteration).
@@ -104,12 +104,12 @@ def test_rerun_is_idempotent_and_nothing_new_reads_nothing(tmp_path: Path,
     settings = write_config(tmp_path / "nasindex.toml", {"pacs": {
         "type": "firebird-jp2", "root": str(embedded_nas.root),
         "database": embedded_nas.database}})
-    run_nas(settings, "pacs", Kind.INCREMENTAL)
+    run_nas(settings, "pacs", RunKind.INCREMENTAL)
     before = dump(settings)
-    again = run_nas(settings, "pacs", Kind.INCREMENTAL)
+    again = run_nas(settings, "pacs", RunKind.INCREMENTAL)
     assert (again.new, again.changed, again.indexed, again.missing) == (0, 0, 0, 0)
     assert dump(settings) == before
-    full = run_nas(settings, "pacs", Kind.FULL)
+    full = run_nas(settings, "pacs", RunKind.FULL)
     assert full.indexed == embedded_nas.images
     assert dump(settings) == before  # same UIDs, same rows: derived UIDs are stable
 
@@ -134,16 +134,16 @@ def test_rising_key_cursor_from_an_inline_mapping(tmp_path: Path, embedded_nas) 
                     (key, series_key, key, name, size))  # same file: fine for the index
         embedded_nas.con.commit()
 
-    assert run_nas(settings, "pacs", Kind.INCREMENTAL).new == top
+    assert run_nas(settings, "pacs", RunKind.INCREMENTAL).new == top
     add(top + 10)
-    assert run_nas(settings, "pacs", Kind.INCREMENTAL).new == 1
+    assert run_nas(settings, "pacs", RunKind.INCREMENTAL).new == 1
     add(top + 7)  # committed late, inside the overlap below the highest key seen
     add(top + 2)  # older than the overlap
     embedded_nas.con.close()  # one process at a time on an embedded file
-    window = run_nas(settings, "pacs", Kind.INCREMENTAL)
+    window = run_nas(settings, "pacs", RunKind.INCREMENTAL)
     keys = {k for k, *_ in dump(settings)["instances"]}
     assert window.new == 1 and str(top + 7) in keys and str(top + 2) not in keys
-    assert run_nas(settings, "pacs", Kind.FULL).new == 1
+    assert run_nas(settings, "pacs", RunKind.FULL).new == 1
     assert str(top + 2) in {k for k, *_ in dump(settings)["instances"]}
 
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from nasindex.cli import app
 from nasindex.errors import ConfigError
+from nasindex.index.models import RunKind
 from nasindex.registry import open_nas
-from nasindex.sync import Kind
 from nasindex_firebird_jp2 import jp2
 from nasindex_firebird_jp2.demo import encode
 from nasindex_firebird_jp2.mapping import reference_file
@@ -108,4 +108,4 @@ def test_inspect_and_check_commands(tmp_path: Path, embedded_nas) -> None:
         "type": "firebird-jp2", "root": str(embedded_nas.root),
         "database": embedded_nas.database, "mapping": str(tmp_path / "broken.toml")}})
     with pytest.raises(ConfigError, match="DESCR"):
-        run_nas(settings, "bad", Kind.FULL)
+        run_nas(settings, "bad", RunKind.FULL)

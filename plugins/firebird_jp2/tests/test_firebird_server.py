@@ -23,8 +23,7 @@ from typer.testing import CliRunner
 
 from nasindex.cli import app
 from nasindex.index.db import get_engine
-from nasindex.index.models import Instance
-from nasindex.sync import Kind
+from nasindex.index.models import Instance, RunKind
 from nasindex_firebird_jp2.demo import encode
 from support import run_nas
 
@@ -62,7 +61,7 @@ def test_other_vendor_schema_indexed_by_mapping_alone(tmp_path: Path, firebird_s
 
     check = CliRunner().invoke(app, ["--config", str(config), "firebird", "check", "pacs_b"])
     assert check.exit_code == 0 and "fits its database" in check.output
-    summary = run_nas(settings, "pacs_b", Kind.FULL)
+    summary = run_nas(settings, "pacs_b", RunKind.FULL)
     assert (summary.status, summary.indexed, summary.failed) == ("succeeded", 4, 0)
 
     found = CliRunner().invoke(app, ["--config", str(config), "search", "sondergaard ase",
@@ -107,7 +106,7 @@ def test_incremental_sync_finds_exactly_the_new_rows(tmp_path: Path, firebird_se
                              password=server_password, default_charset="UTF8",
                              name_charset="UTF8")
     settings = _ref_config(tmp_path, nas, dsn, reconcile_minutes=60)
-    first = run_nas(settings, "pacs", Kind.INCREMENTAL)  # no cursor yet: lists every row
+    first = run_nas(settings, "pacs", RunKind.INCREMENTAL)  # no cursor yet: lists every row
     assert first.new == nas.images
     con = nas.con
     cur = con.cursor()
@@ -128,15 +127,15 @@ def test_incremental_sync_finds_exactly_the_new_rows(tmp_path: Path, firebird_se
     writer.begin()
     _add_image(writer.cursor(), nas, 9004, series_key, folder, newest + timedelta(seconds=7))
 
-    second = run_nas(settings, "pacs", Kind.INCREMENTAL)
+    second = run_nas(settings, "pacs", RunKind.INCREMENTAL)
     assert (second.new, second.changed, second.missing) == (2, 1, 0)
     assert {"9001", "9002"} <= _keys(settings) and not {"9003", "9004"} & _keys(settings)
 
     writer.commit()
-    third = run_nas(settings, "pacs", Kind.INCREMENTAL)
+    third = run_nas(settings, "pacs", RunKind.INCREMENTAL)
     assert (third.new, third.changed) == (1, 0) and "9004" in _keys(settings)
 
-    reconcile = run_nas(settings, "pacs", Kind.FULL)
+    reconcile = run_nas(settings, "pacs", RunKind.FULL)
     assert reconcile.new == 1 and "9003" in _keys(settings)
     con.close()
 
@@ -148,7 +147,7 @@ def test_reconciliation_tombstones_deleted_rows_and_rereads_replaced_files(
                              password=server_password, default_charset="UTF8",
                              name_charset="UTF8")
     settings = _ref_config(tmp_path, nas, dsn, reconcile_minutes=0)  # reconcile every run
-    run_nas(settings, "pacs", Kind.INCREMENTAL)
+    run_nas(settings, "pacs", RunKind.INCREMENTAL)
     cur = nas.con.cursor()
     cur.execute("SELECT FIRST 2 I.IMAGE_KEY, S.STORAGE_DIR, I.FILE_NAME FROM IMAGE I "
                 "JOIN SERIES S ON S.SERIES_KEY = I.SERIES_KEY ORDER BY I.IMAGE_KEY DESC")
@@ -171,7 +170,7 @@ def test_reconciliation_tombstones_deleted_rows_and_rereads_replaced_files(
     kept = vanished.read_bytes(), vanished.stat().st_mtime_ns
     vanished.unlink()
 
-    summary = run_nas(settings, "pacs", Kind.INCREMENTAL)
+    summary = run_nas(settings, "pacs", RunKind.INCREMENTAL)
 
     # missing: 2 rows + 1 file; changed: the replaced file; failed: the error item (new
     # to the index, but not committed: new counts only what a run committed)
@@ -182,7 +181,7 @@ def test_reconciliation_tombstones_deleted_rows_and_rereads_replaced_files(
 
     vanished.write_bytes(kept[0])  # the share comes back
     os.utime(vanished, ns=(kept[1], kept[1]))
-    back = run_nas(settings, "pacs", Kind.INCREMENTAL)
+    back = run_nas(settings, "pacs", RunKind.INCREMENTAL)
     assert (back.revived, back.missing, back.failed) == (1, 0, 0)
     assert dump(settings)["errors"] == [] and "2" in _keys(settings)
     nas.con.close()

@@ -16,153 +16,29 @@ the config, no server is started: the deployments and the worker use that one.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
-from nasindex import deployments
 from nasindex.config import Settings, config_path, load_settings
 from nasindex.errors import NasIndexError
+from nasindex.ops import catalog, deployments
+from nasindex.ops.processes import Child, Children, ServiceError, http_ok, port_free, wait_until
+from nasindex.ops.runs import start_run
 
 SERVER_PORT = int(os.environ.get("NASINDEX_PREFECT_PORT", "4200"))
 DASHBOARD_PORT = int(os.environ.get("NASINDEX_DASHBOARD_PORT", "8501"))
-DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 STOP_ORDER = ("worker", "dashboard", "server")
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
 
-class ServiceError(NasIndexError):
-    """A part of the local stack could not start; the message says which and where its log is."""
-
-
 def say(message: str) -> None:
     print(f"[nasindex] {message}", flush=True)
-
-
-# -- child processes --------------------------------------------------------------------
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen
-    log: Path
-    _log_file: IO[bytes] | None = None
-
-
-@dataclass
-class Children:
-    """The processes this service started; stops them (and what they spawned) by pid."""
-
-    log_dir: Path
-    started: dict[str, Child] = field(default_factory=dict)
-
-    def start(self, name: str, cmd: list[str], env: dict[str, str],
-              cwd: Path | None = None) -> Child:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_dir / f"{name}.log"
-        out = log.open("ab")
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        child = Child(name, proc, log, out)
-        self.started[name] = child
-        return child
-
-    def dead(self) -> list[Child]:
-        return [c for c in self.started.values() if c.proc.poll() is not None]
-
-    def stop(self, name: str, timeout: float = 20) -> None:
-        child = self.started.pop(name, None)
-        if child is None:
-            return
-        family = [child.proc.pid, *descendants(child.proc.pid)]
-        _signal_all(child.proc.pid, family, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.proc.wait(timeout)
-        deadline = time.monotonic() + 5
-        while any(_alive(p) for p in family) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        _signal_all(child.proc.pid, [p for p in family if _alive(p)], signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.proc.wait(5)
-        if child._log_file:
-            child._log_file.close()
-
-    def stop_all(self) -> None:
-        for name in [*STOP_ORDER, *self.started]:
-            if name in self.started:
-                say(f"stopping {name}")
-                self.stop(name)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid``, from /proc (children first found, then theirs)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for kid in parents.get(todo.pop(), []):
-            found.append(kid)
-            todo.append(kid)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is already dead
-
-
-def _signal_all(leader: int, pids: list[int], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(leader, sig)  # the child's own session: itself and what shares its group
-    for pid in pids:  # and anything that moved to a session of its own
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-
-
-# -- waiting -----------------------------------------------------------------------------
-def wait_until(check: Callable[[], bool], timeout: float, what: str, child: Child | None = None,
-               every: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if child is not None and child.proc.poll() is not None:
-            raise ServiceError(f"{what} exited ({child.proc.returncode}); see {child.log}")
-        time.sleep(every)
-    where = f"; see {child.log}" if child else ""
-    raise ServiceError(f"{what} did not answer within {timeout:.0f}s{where}")
-
-
-def http_ok(url: str, expect: bytes | None = None) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status == 200 and (expect is None or expect in resp.read())
-    except OSError:
-        return False
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        return s.connect_ex((host, port)) != 0
 
 
 # -- the parts ----------------------------------------------------------------------------
@@ -195,17 +71,24 @@ def start_worker(children: Children, env: dict[str, str], pool: str) -> Child:
                                      pool, "--type", "process", "--name", f"{pool}-local"], env)
 
 
+def dashboard_app() -> Path:
+    """The dashboard's Streamlit script, wherever the ``dashboard`` package is installed
+    (the source tree in development, site-packages from a wheel)."""
+    spec = importlib.util.find_spec("dashboard")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServiceError("The dashboard package is not installed: reinstall nasindex "
+                           "(`uv sync`).")
+    return Path(next(iter(spec.submodule_search_locations))) / "app.py"
+
+
 def start_dashboard(children: Children, env: dict[str, str], port: int,
-                    timeout: float = 60) -> str | None:
-    """`streamlit run dashboard/app.py`; None (and a note) if the app is not there yet."""
-    if not DASHBOARD_APP.exists():
-        say(f"no dashboard at {DASHBOARD_APP} yet; skipping it")
-        return None
+                    timeout: float = 60) -> str:
+    """`streamlit run` of the installed dashboard; its URL once it answers."""
     streamlit = Path(sys.executable).with_name("streamlit")
     child = children.start("dashboard", [
-        str(streamlit), "run", str(DASHBOARD_APP), "--server.headless", "true",
+        str(streamlit), "run", str(dashboard_app()), "--server.headless", "true",
         "--server.address", "127.0.0.1", "--server.port", str(port),
-        "--browser.gatherUsageStats", "false"], env, cwd=DASHBOARD_APP.parent.parent)
+        "--browser.gatherUsageStats", "false"], env)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: http_ok(f"{url}/_stcore/health", b"ok"), timeout, "the dashboard",
                child)
@@ -236,10 +119,8 @@ def empty_nas(settings: Settings) -> list[str]:
 def first_full_index(nas_ids: list[str], timeout: float = 3600) -> dict[str, str]:
     """Run ``full-index/<nas>`` through Prefect for each NAS; wait; final state per NAS."""
     from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
 
-    runs = {nas: run_deployment(deployments.deployment_name(deployments.FULL, nas),
-                                timeout=0) for nas in nas_ids}
+    runs = {nas: start_run(catalog.FULL, nas) for nas in nas_ids}
     states: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
@@ -273,7 +154,7 @@ def _stop_on_sigterm() -> Iterator[None]:
 def run() -> int:
     config = config_path().resolve()
     base = config.parent
-    children = Children(base / ".run" / "logs")
+    children = Children(base / ".run" / "logs", STOP_ORDER)
     with _stop_on_sigterm():
         try:
             _bring_up(config, base, children)
@@ -288,7 +169,7 @@ def run() -> int:
             # it twice: neither may cut the shutdown short and leave a server running.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            children.stop_all()
+            children.stop_all(say)
             say("stopped")
     return 0
 
@@ -314,13 +195,13 @@ def _bring_up(config: Path, base: Path, children: Children) -> None:
     start_worker(children, child_env, settings.prefect.work_pool)
     dashboard = start_dashboard(children, child_env, DASHBOARD_PORT)
     say(f"Prefect UI: {ui_url}")
-    say(f"dashboard:  {dashboard or '(not available yet)'}")
+    say(f"dashboard:  {dashboard}")
     todo = empty_nas(settings)
     if todo:
         say(f"first full index of {', '.join(todo)} (watch it in the Prefect UI)")
         first_full_index(todo)
     say(f"ready in {time.monotonic() - started:.0f}s. Prefect UI: {ui_url}  dashboard: "
-        f"{dashboard or '-'}  (Ctrl-C stops everything)")
+        f"{dashboard}  (Ctrl-C stops everything)")
 
 
 def _prefect_server(ui: str | None, children: Children, home: Path) -> str:
