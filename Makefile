@@ -14,10 +14,12 @@ run: setup
 
 test: setup
 	uv run ruff check .
+	uv run lint-imports --no-cache
 	uv run pytest -q
 
 lint: setup
 	uv run ruff check .
+	uv run lint-imports --no-cache
 
 bench: setup
 	uv run python bench/run_all.py

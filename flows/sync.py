@@ -35,12 +35,11 @@ from sqlalchemy.exc import DisconnectionError, OperationalError
 from flows.reports import publish_run_report
 from nasindex.config import NasSettings, load_settings
 from nasindex.contract import Fingerprint
-from nasindex.errors import ConfigError, NasIndexError
+from nasindex.errors import ConfigError, NasIndexError, RunInProgress
 from nasindex.index.db import require_current
 from nasindex.index.models import RunKind
 from nasindex.ops import catalog
 from nasindex.registry import open_nas
-from nasindex.store import BatchCounts, RunInProgress
 from nasindex.sync import SyncPlan, SyncRun
 
 # What is worth retrying a few seconds later: NAS I/O that hiccupped mid-scan or mid-read
@@ -80,7 +79,7 @@ def plan_step(run: SyncRun, label: str) -> dict[str, int]:
 @task(name="ingest", task_run_name="ingest {label}", **RETRY)
 def ingest_step(run: SyncRun, batch: list[Fingerprint], label: str) -> dict[str, int]:
     """Read one batch and commit it in one transaction; idempotent, so safe to retry."""
-    counts: BatchCounts = run.ingest(batch)
+    counts = run.ingest(batch)
     return {"indexed": counts.indexed, "failed": counts.failed, "skipped": counts.skipped}
 
 

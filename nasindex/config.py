@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from nasindex import invocation
 from nasindex.errors import ConfigError
 
 DEFAULT_CONFIG = "nasindex.toml"
@@ -119,6 +120,12 @@ class Settings(BaseModel):
 def config_path(explicit: str | Path | None = None) -> Path:
     """Where the config is: the explicit path, else $NASINDEX_CONFIG, else ./nasindex.toml."""
     return Path(explicit or os.environ.get("NASINDEX_CONFIG") or DEFAULT_CONFIG)
+
+
+def current_settings() -> Settings:
+    """The settings of the running command: its ``--config``, else ``$NASINDEX_CONFIG``,
+    else ``./nasindex.toml``."""
+    return load_settings(invocation.config_path())
 
 
 def load_settings(explicit: str | Path | None = None) -> Settings:

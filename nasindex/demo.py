@@ -1,23 +1,24 @@
-"""Synthetic, realistic demo patients, shared by every NAS type's demo writer.
+"""Synthetic, realistic demo patients, shared by every NAS type's demo writer (part of
+the public plugin API, :mod:`nasindex.plugin`).
 
 The core decides who the patients are (names with non-ASCII letters, several studies
-and series each) and which NAS holds which study; each NAS type writes them in its own
-format through ``NasType.create_demo``. Deterministic for a given seed.
+and series each, the size of their images); each NAS type writes them in its own format
+through ``NasType.create_demo``. Deterministic for a given seed. numpy and pydicom are
+imported where they are used: every CLI run imports this module through the plugins.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import tomli_w
-from pydicom.uid import generate_uid
+if TYPE_CHECKING:
+    import numpy as np
+
+IMAGE_SIZE = 512  # rows = columns of a demo image, as a CT slice
 
 FAMILY = ["MÜLLER", "García", "Nguyen", "O'Brien", "Kowalski", "Johansson", "Dubois",
           "Smith", "Okafor", "Rossi", "Novák", "Fernández", "Ivanova", "Schmidt", "Zhang",
@@ -41,6 +42,7 @@ class DemoSeries:
     number: int
     description: str
     slices: int
+    size: int = IMAGE_SIZE  # rows = columns of each image
 
 
 @dataclass
@@ -63,9 +65,13 @@ class DemoPatient:
     studies: list[DemoStudy] = field(default_factory=list)
 
 
-def demo_patients(count: int, slices: int = 24, device: int = 0) -> list[DemoPatient]:
-    """``count`` patients with 1-3 studies of 1-2 series each. The same ``count`` gives
-    the same people on every device; ``device`` varies their studies."""
+def demo_patients(count: int, slices: int = 24, device: int = 0,
+                  size: int = IMAGE_SIZE) -> list[DemoPatient]:
+    """``count`` patients with 1-3 studies of 1-2 series each of ``size`` x ``size``
+    images. The same ``count`` gives the same people on every device; ``device`` varies
+    their studies."""
+    from pydicom.uid import generate_uid
+
     people = random.Random(7)
     rng = random.Random(1000 + device)
     patients = []
@@ -84,7 +90,7 @@ def demo_patients(count: int, slices: int = 24, device: int = 0) -> list[DemoPat
                               modality, f"A{device}{i + 1:05d}{s + 1}")
             for n, (sdesc, share) in enumerate(series[: rng.randint(1, len(series))], 1):
                 study.series.append(DemoSeries(generate_uid(), n, sdesc,
-                                               max(2, int(slices * share))))
+                                               max(2, int(slices * share)), size))
             patient.studies.append(study)
         patients.append(patient)
     return patients
@@ -103,6 +109,8 @@ def _phantom_cached(size: int, step: int) -> np.ndarray:
 def make_phantom(size: int, position: float, seed: int = 0) -> np.ndarray:
     """A CT-like axial slice in Hounsfield units (int16): air, a body with fat and soft
     tissue, two lungs, a spine and ribs. ``position`` in [0, 1] moves along the body."""
+    import numpy as np
+
     y, x = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
     hu = np.full((size, size), -1000.0)
     body = (x / 0.85) ** 2 + (y / 0.62) ** 2 <= 1
@@ -118,40 +126,3 @@ def make_phantom(size: int, position: float, seed: int = 0) -> np.ndarray:
     hu[((x + 0.1) ** 2 + (y + 0.1) ** 2) <= (0.12 + 0.05 * position) ** 2] = 55  # heart/liver
     noise = np.random.default_rng(seed).normal(0, 12, hu.shape)
     return np.clip(hu + noise * body, -1024, 3071).astype(np.int16)
-
-
-def write_demo(config: Path, data_dir: Path, patients: int, slices: int = 24) -> dict[str, int]:
-    """Write one demo NAS per demo device of every installed NAS type, and a config for
-    them. The first device holds every patient; later ones hold overlapping halves, so
-    some patients appear on several NAS devices. Returns patients per NAS id."""
-    from nasindex.registry import registry  # here: the registry imports the contract
-
-    data_dir = data_dir.resolve()
-    tables: dict[str, dict] = {}
-    made: dict[str, int] = {}
-    device = 0
-    for _name, cls in sorted(registry().types.items()):
-        for nas_id in cls.demo_devices:
-            people = demo_patients(patients, slices, device)
-            if device:
-                people = [p for i, p in enumerate(people) if (i + device) % 2 == 0]
-            root = data_dir / nas_id
-            root.mkdir(parents=True, exist_ok=True)
-            extra = cls.create_demo(nas_id, root, people) or {}
-            _age_files(root)
-            tables[nas_id] = {"type": cls.name, "root": str(root),
-                              "display_root": f"\\\\nas{device + 1}\\{nas_id}", **extra}
-            made[nas_id] = len(people)
-            device += 1
-    doc = {"index": {"url": f"sqlite:///{data_dir / 'nasindex.db'}"}, "nas": tables}
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text("# Written by `nasindex demo`.\n" + tomli_w.dumps(doc), encoding="utf-8")
-    return made
-
-
-def _age_files(root: Path, seconds: float = 3600) -> None:
-    """Date demo files an hour back: fresh files would wait out the settle window."""
-    then = time.time() - seconds
-    for path in root.rglob("*"):
-        if path.is_file():
-            os.utime(path, (then, then))

@@ -17,6 +17,10 @@ class UnsafeSync(NasIndexError):
     """A sync would do something drastic (tombstone a large share of a NAS); nothing changed."""
 
 
+class RunInProgress(NasIndexError):
+    """Another run of the same NAS holds its run lock; this one was not started."""
+
+
 class IndexNotReady(NasIndexError):
     """The index database is missing or not migrated to the current schema."""
 

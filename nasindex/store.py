@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 
 from nasindex.config import NasSettings
 from nasindex.contract import InstanceRecord, ItemFailure
-from nasindex.errors import NasIndexError
+from nasindex.errors import RunInProgress
 from nasindex.index.models import (
     IndexRun,
     Instance,
@@ -40,10 +40,6 @@ from nasindex.names import name_key
 PT, ST, SE, IN, ER = (m.__table__ for m in (Patient, Study, Series, Instance, ItemError))
 RETRY_BASE = timedelta(minutes=15)
 RETRY_CAP = timedelta(hours=24)
-
-
-class RunInProgress(NasIndexError):
-    """Another run of the same NAS holds the lock."""
 
 
 def ensure_nas(engine: Engine, settings: NasSettings) -> int:

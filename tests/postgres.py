@@ -17,13 +17,14 @@ import contextlib
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from support import free_port
 
 PG_BIN = Path(os.environ.get("NASINDEX_PG_BIN", "/usr/lib/postgresql/15/bin"))
 OS_USER = "postgres"  # initdb refuses to run as root
@@ -38,7 +39,7 @@ class PostgresServer:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="nasindex-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self._names = itertools.count(1)
 
     @property
@@ -93,12 +94,6 @@ class PostgresServer:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise PostgresError(f"{tool} failed ({proc.returncode}): "
                                 f"{proc.stderr.strip() or proc.stdout.strip()}\n{tail}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -4,28 +4,24 @@ migrated SQLite index. Registered as fixtures by conftest.py."""
 from __future__ import annotations
 
 import os
-import shutil
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-import pydicom.data
 import pytest
 import tomli_w
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from nasindex.config import Settings, load_settings
-from nasindex.demo import demo_patients
+from nasindex.demo import DemoPatient, demo_patients
 from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import Instance, ItemError, Patient, Series, Study
-from nasindex.registry import open_nas
+from nasindex.registry import nas_type, open_nas
 from nasindex.sync import RunSummary, run_sync
-from nasindex_dicom_folder.demo import write_tree
-
-PYDICOM_FILES = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent
-CHARSET_FILES = PYDICOM_FILES.parent / "charset_files"
 
 
 def write_config(path: Path, nas: dict[str, dict], index_url: str | None = None) -> Settings:
@@ -43,6 +39,23 @@ def run_nas(settings: Settings, nas_id: str, kind: str = "incremental",
     """One engine run of a configured NAS, resolved as the CLI resolves it."""
     nas = settings.get_nas(nas_id)
     return run_sync(open_nas(nas), nas, get_engine(settings.index.url), kind, **kwargs)
+
+
+def write_tree(root: Path, patients: Sequence[DemoPatient], size: int = 32) -> Path:
+    """``patients`` as a dicom-folder NAS under ``root`` with ``size`` x ``size`` images,
+    written by that type's own demo writer, found through the registry: the core's tests
+    reach the built-in NAS types as the core does, never by importing them."""
+    for series in (se for p in patients for st in p.studies for se in st.series):
+        series.size = size
+    nas_type("dicom-folder").create_demo(root.name, root, patients)
+    return root
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def age(root: Path, seconds: float = 3600) -> None:
@@ -94,12 +107,6 @@ def dump(engine: Engine, instance_columns: tuple = DUMP_INSTANCE,
             .join(Patient, Patient.id == Study.patient_pk)).all()
         errors = conn.execute(select(*error_columns)).all()
     return {"instances": sorted(map(tuple, instances)), "errors": sorted(map(tuple, errors))}
-
-
-def copy_testfile(name: str, dest: Path, folder: Path = PYDICOM_FILES) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(folder / name, dest)
-    return dest
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 10) -> None:

@@ -12,8 +12,7 @@ import pytest
 from browser import free_port
 from nasindex.cli import output
 from nasindex.demo import demo_patients
-from nasindex_dicom_folder.demo import write_tree
-from support import age, run_cli, start_cli, write_config
+from support import age, run_cli, start_cli, write_config, write_tree
 
 MARKUP = "MARKUP^[/bold]ZED"
 LINK = "[link=http://evil.example/]EVIL[/link]^LINKED"

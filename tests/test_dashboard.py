@@ -16,8 +16,7 @@ from streamlit.testing.v1 import AppTest
 from nasindex import preview
 from nasindex.demo import demo_patients
 from nasindex.index.db import get_engine, migrate
-from nasindex_dicom_folder.demo import write_tree
-from support import age, run_nas, write_config
+from support import age, run_nas, write_config, write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "dashboard" / "main.py")

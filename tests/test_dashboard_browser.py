@@ -9,8 +9,7 @@ import json
 from browser import Chromium, count_images, streamlit_app, text_present
 from nasindex.demo import demo_patients
 from nasindex.index.db import migrate
-from nasindex_dicom_folder.demo import write_tree
-from support import age, run_nas, write_config
+from support import age, run_nas, write_config, write_tree
 
 SEARCH_BOX = 'input[aria-label="Name, Patient ID or accession number"]'
 

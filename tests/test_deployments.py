@@ -9,7 +9,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,8 +27,7 @@ from nasindex.demo import demo_patients
 from nasindex.health import nas_status
 from nasindex.index.db import get_engine, migrate
 from nasindex.ops import deployments, processes, supervisor
-from nasindex_dicom_folder.demo import write_tree
-from support import age, run_nas, write_config
+from support import age, free_port, run_nas, write_config, write_tree
 
 REPO = Path(__file__).resolve().parent.parent
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
@@ -98,12 +96,6 @@ def test_committed_prefect_yaml_matches_the_demo_config():
 
 
 # -- a real server, deployments, a worker ---------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Stack:
     settings: Settings

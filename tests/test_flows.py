@@ -30,8 +30,7 @@ from nasindex.errors import NasUnavailable
 from nasindex.health import recent_runs
 from nasindex.index.db import get_engine, migrate
 from nasindex.store import run_lock
-from nasindex_dicom_folder.demo import write_tree
-from support import age, write_config
+from support import age, write_config, write_tree
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,7 @@ from nasindex.health import nas_status
 from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import IndexRun, Instance, ItemError
 from nasindex.search import SearchQuery, images, search
-from nasindex_dicom_folder.demo import write_tree
-from support import age, dump, run_nas, write_config
+from support import age, dump, run_nas, write_config, write_tree
 
 
 def _files(root: Path) -> list[Path]:

@@ -74,9 +74,9 @@ def demo(
     if config.exists() and not force:
         raise NasIndexError(f"{config} exists; pass --force to overwrite it, "
                             "or --config to write elsewhere.")
-    from nasindex import demo as demo_mod  # numpy and pydicom
+    from nasindex.ops.demo import write_demo  # numpy and pydicom
 
-    made = demo_mod.write_demo(config, dir_, patients, slices)
+    made = write_demo(config, dir_, patients, slices)
     for nas_id, count in made.items():
         output.say(f"demo NAS {nas_id}: {count} patient(s)")
     output.say(f"Config written to {config}. Next: nasindex init && nasindex index --all")

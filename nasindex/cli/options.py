@@ -3,7 +3,6 @@ options that look the same everywhere."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -13,24 +12,14 @@ if TYPE_CHECKING:
     from nasindex.access.principal import Principal
     from nasindex.config import Settings
 
-_config_path: Path | None = None
-
-
-def set_config_path(path: Path | None) -> None:
-    global _config_path
-    _config_path = path
-
-
-def config_path() -> Path | None:
-    """The ``--config`` given on the command line, if any."""
-    return _config_path
+from nasindex.invocation import config_path, set_config_path  # noqa: F401  (re-exported)
 
 
 def settings() -> Settings:
     """The settings of ``--config``, else ``$NASINDEX_CONFIG``, else ./nasindex.toml."""
-    from nasindex.config import load_settings  # pydantic: only for commands that read it
+    from nasindex.config import current_settings  # pydantic: only for commands that read it
 
-    return load_settings(_config_path)
+    return current_settings()
 
 
 def access() -> Access:

@@ -98,7 +98,7 @@ def start_dashboard(children: Children, env: dict[str, str], port: int,
 def ensure_config(path: Path) -> Settings:
     """The config; the demo (every NAS type that has one) if there is none yet."""
     if not path.exists():
-        from nasindex.demo import write_demo
+        from nasindex.ops.demo import write_demo
 
         say(f"no {path}: writing the demo NAS devices under demo-data/ (takes a minute)")
         made = write_demo(path, path.parent / "demo-data", patients=10)

@@ -25,7 +25,7 @@ from nasindex.index.models import Instance, ItemError
 from nasindex_firebird_jp2.demo import Keys, apply_ddl, create_database, reference_ddl
 from nasindex_firebird_jp2.demo import write_patients as write_reference
 from support import dump as support_dump
-from support import stop_process
+from support import free_port, stop_process
 
 FB_LIB = next(iter(sorted(Path("/usr/lib").glob("*/firebird/3.0"))),
               Path("/usr/lib/x86_64-linux-gnu/firebird/3.0"))  # Debian's multiarch folder
@@ -43,12 +43,6 @@ class FirebirdServer:
 
     def dsn(self, name: str) -> str:
         return f"{self.host}/{self.port}:{self.data / name}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _write_server_root(root: Path, port: int) -> None:
@@ -83,7 +77,7 @@ def firebird_server() -> Iterator[FirebirdServer]:
         pytest.fail("The Firebird server test starts the server as the 'firebird' user; "
                     "run the tests as root (as `make test` does in CI).")
     root = Path(tempfile.mkdtemp(prefix="nasindex-fbserver-"))
-    port, password = _free_port(), secrets.token_hex(8)
+    port, password = free_port(), secrets.token_hex(8)
     _write_server_root(root, port)
     root.chmod(0o755)
     for name in (".", "lock", "data", "firebird.conf", "databases.conf", "plugins.conf"):

@@ -15,31 +15,21 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nasindex.contract import (
-    Fingerprint,
-    InstanceRecord,
-    ItemFailure,
-    NasOptions,
-    NasType,
-    ScanResult,
-)
-from nasindex.errors import NasUnavailable
-from nasindex.paths import escape_path, real_path
+from nasindex import plugin  # the public plugin API, and all this NAS type uses of nasindex
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from nasindex.demo import DemoPatient
 
 # Names that are never images: counted as skipped without being opened.
 NOT_IMAGES = {"dicomdir", "thumbs.db", ".ds_store", "desktop.ini"}
 
 
-class DicomFolderOptions(NasOptions):
+class DicomFolderOptions(plugin.NasOptions):
     follow_symlinks: bool = False
 
 
-class DicomFolder(NasType):
+class DicomFolder(plugin.NasType):
     name = "dicom-folder"
     description = "A folder tree of plain DICOM files (read-only)."
     Options = DicomFolderOptions
@@ -48,26 +38,27 @@ class DicomFolder(NasType):
 
     def check(self) -> None:
         if not self.root.is_dir():
-            raise NasUnavailable(
+            raise plugin.NasUnavailable(
                 f"NAS {self.nas_id!r}: root {self.root} does not exist or is not a folder. "
                 "Is the share mounted? Mount it or fix 'root' in the config."
             )
         if not os.access(self.root, os.R_OK | os.X_OK):
-            raise NasUnavailable(f"NAS {self.nas_id!r}: root {self.root} is not readable "
-                                 "by this user. Grant read access or run as a user who has it.")
+            raise plugin.NasUnavailable(
+                f"NAS {self.nas_id!r}: root {self.root} is not readable by this user. "
+                "Grant read access or run as a user who has it.")
         if next(os.scandir(self.root), None) is None:
-            raise NasUnavailable(
+            raise plugin.NasUnavailable(
                 f"NAS {self.nas_id!r}: root {self.root} is empty. An unmounted share often "
                 "looks like this; mount it (nothing was changed in the index)."
             )
 
-    def scan(self, cursor: str | None = None) -> ScanResult:
-        result = ScanResult(items=(), complete=True, ordered=True)
+    def scan(self, cursor: str | None = None) -> plugin.ScanResult:
+        result = plugin.ScanResult(items=(), complete=True, ordered=True)
         result.items = self._walk(self.root, "", result, set())
         return result
 
-    def _walk(self, folder: Path, prefix: str, result: ScanResult,
-              above: set[tuple[int, int]]) -> Iterator[Fingerprint]:
+    def _walk(self, folder: Path, prefix: str, result: plugin.ScanResult,
+              above: set[tuple[int, int]]) -> Iterator[plugin.Fingerprint]:
         """Depth first, in key order: a folder's entries sorted by escaped name, a
         sub-folder's name with its "/" (so "a.dcm" < "a/b.dcm", as the keys compare).
         A folder or file that cannot be listed is recorded in ``result.failures`` and
@@ -81,7 +72,7 @@ class DicomFolder(NasType):
         except OSError as exc:
             if not prefix:
                 raise  # the root itself: check() explains it; the run fails
-            result.failures.append(ItemFailure(
+            result.failures.append(plugin.ItemFailure(
                 prefix, prefix, f"folder cannot be listed ({_why(exc)}); nothing below it "
                 "was marked missing", io_error=True))
             return
@@ -97,15 +88,15 @@ class DicomFolder(NasType):
             except FileNotFoundError:
                 continue  # deleted between the folder's listing and this stat: gone
             except OSError as exc:  # a symlink loop, a dangling link, an I/O error
-                result.failures.append(ItemFailure(rel, rel, f"cannot be listed ({_why(exc)})",
-                                                   io_error=True))
+                result.failures.append(plugin.ItemFailure(
+                    rel, rel, f"cannot be listed ({_why(exc)})", io_error=True))
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue  # a pipe, socket or device: never an image
             if name.lower() in NOT_IMAGES or st.st_size == 0:
-                result.skipped.append(ItemFailure(rel, rel, "not an image", skipped=True))
+                result.skipped.append(plugin.ItemFailure(rel, rel, "not an image", skipped=True))
                 continue
-            yield Fingerprint(rel, rel, st.st_size, st.st_mtime_ns)
+            yield plugin.Fingerprint(rel, rel, st.st_size, st.st_mtime_ns)
 
     def _entries(self, folder: Path, above: set[tuple[int, int]]
                  ) -> list[tuple[str, os.DirEntry, bool]]:
@@ -120,35 +111,37 @@ class DicomFolder(NasType):
             for e in listing:
                 is_dir, listed = _kind(e, follow)
                 if listed:
-                    name = escape_path(e.name)
+                    name = plugin.escape_path(e.name)
                     found.append((name + "/" if is_dir else name, e, is_dir))
         found.sort(key=lambda entry: entry[0])
         return found
 
-    def read(self, batch: Sequence[Fingerprint]) -> list[InstanceRecord | ItemFailure]:
+    def read(self, batch: Sequence[plugin.Fingerprint]
+             ) -> list[plugin.InstanceRecord | plugin.ItemFailure]:
         return [self._read_one(fp) for fp in batch]
 
-    def _read_one(self, fp: Fingerprint) -> InstanceRecord | ItemFailure:
+    def _read_one(self, fp: plugin.Fingerprint) -> plugin.InstanceRecord | plugin.ItemFailure:
         from nasindex_dicom_folder.reader import NotDicom, parse_dicom
 
         try:
-            with open(real_path(self.root, fp.rel_path), "rb") as f:
+            with open(plugin.real_path(self.root, fp.rel_path), "rb") as f:
                 st = os.fstat(f.fileno())
                 data = f.read()
         except FileNotFoundError:
-            return ItemFailure(fp.key, fp.rel_path, "vanished between listing and reading",
-                               io_error=True)
+            return plugin.ItemFailure(fp.key, fp.rel_path,
+                                      "vanished between listing and reading", io_error=True)
         except OSError as exc:
-            return ItemFailure(fp.key, fp.rel_path, f"unreadable: {_why(exc)}", io_error=True)
+            return plugin.ItemFailure(fp.key, fp.rel_path, f"unreadable: {_why(exc)}",
+                                      io_error=True)
         try:
             return parse_dicom(fp.key, fp.rel_path, data, st.st_mtime_ns)
         except NotDicom as exc:
-            return ItemFailure(fp.key, fp.rel_path, str(exc), skipped=True)
+            return plugin.ItemFailure(fp.key, fp.rel_path, str(exc), skipped=True)
         except Exception as exc:  # a broken file is an error row, never a failed run
-            return ItemFailure(fp.key, fp.rel_path, f"{type(exc).__name__}: {exc}")
+            return plugin.ItemFailure(fp.key, fp.rel_path, f"{type(exc).__name__}: {exc}")
 
     @classmethod
-    def create_demo(cls, nas_id: str, root: Path, patients: Sequence[DemoPatient]
+    def create_demo(cls, nas_id: str, root: Path, patients: Sequence[plugin.DemoPatient]
                     ) -> dict[str, Any]:
         from nasindex_dicom_folder.demo import write_tree
 

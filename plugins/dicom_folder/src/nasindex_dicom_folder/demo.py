@@ -9,13 +9,12 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from nasindex.demo import DemoPatient, DemoSeries, DemoStudy, phantom_slice
-
-IMAGE_SIZE = 512
+from nasindex.plugin import DemoPatient, DemoSeries, DemoStudy, phantom_slice
 
 
-def write_tree(root: Path, patients: Sequence[DemoPatient], size: int = IMAGE_SIZE) -> int:
-    """Write every series of every patient; returns the number of files written."""
+def write_tree(root: Path, patients: Sequence[DemoPatient]) -> int:
+    """Write every series of every patient (images of the series' size); returns the
+    number of files written."""
     written = 0
     for patient in patients:
         for study in patient.studies:
@@ -24,7 +23,7 @@ def write_tree(root: Path, patients: Sequence[DemoPatient], size: int = IMAGE_SI
                 folder = study_dir / f"S{series.number:03d}"
                 folder.mkdir(parents=True, exist_ok=True)
                 for i in range(series.slices):
-                    pixels = phantom_slice(size, i / max(series.slices - 1, 1))
+                    pixels = phantom_slice(series.size, i / max(series.slices - 1, 1))
                     write_ct_file(folder / f"IM_{i + 1:05d}.dcm", patient, study, series,
                                   i + 1, pixels)
                     written += 1

@@ -16,7 +16,7 @@ from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, PrivateTransferSyntaxes
 
-from nasindex.contract import InstanceRecord
+from nasindex.plugin import InstanceRecord
 
 PIXEL_DATA = (0x7FE0, 0x0010)
 SOP_UID, STUDY_UID, SERIES_UID = 0x00080018, 0x0020000D, 0x0020000E

@@ -27,17 +27,19 @@ import fdb
 import numpy as np
 from pydantic import Field
 
-from nasindex.contract import (
+from nasindex.plugin import (
+    ConfigError,
+    DemoPatient,
     Fingerprint,
     InstanceRecord,
     ItemFailure,
     NasOptions,
     NasType,
+    NasUnavailable,
     ScanResult,
+    escape_path,
+    real_path,
 )
-from nasindex.demo import DemoPatient
-from nasindex.errors import ConfigError, NasUnavailable
-from nasindex.paths import escape_path, real_path
 from nasindex_firebird_jp2.connection import connect, snapshot
 from nasindex_firebird_jp2.jp2 import NotJpeg2000, decode, read_header
 from nasindex_firebird_jp2.mapping import (

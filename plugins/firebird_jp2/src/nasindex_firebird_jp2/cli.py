@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nasindex.errors import ConfigError
-from nasindex.registry import open_nas
+from nasindex.plugin import ConfigError, current_settings, open_nas
 
 app = typer.Typer(name="firebird", no_args_is_help=True,
                   help="Firebird + JPEG 2000 NAS devices: inspect a database, check a mapping.")
@@ -21,10 +20,9 @@ NasArg = Annotated[str, typer.Argument(help="NAS id from the config (type firebi
 
 
 def _nas(nas_id: str):
-    from nasindex.cli import settings  # the --config given to the main command
     from nasindex_firebird_jp2 import FirebirdJp2
 
-    nas = open_nas(settings().get_nas(nas_id))
+    nas = open_nas(current_settings().get_nas(nas_id))
     if not isinstance(nas, FirebirdJp2):
         raise ConfigError(f"NAS {nas_id!r} is of type {nas.name!r}, not firebird-jp2.")
     return nas

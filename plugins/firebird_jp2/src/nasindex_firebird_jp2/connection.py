@@ -16,7 +16,7 @@ from pathlib import Path
 
 import fdb
 
-from nasindex.errors import ConfigError, NasUnavailable
+from nasindex.plugin import ConfigError, NasUnavailable
 
 _SERVER_DSN = re.compile(r"^(?P<host>[^:/\\]{2,}|\[[^\]]+\])(?:/(?P<port>\w+))?:(?P<path>.+)$")
 CLIENT_LIBRARIES = ("/usr/lib/x86_64-linux-gnu/libfbclient.so.2",

@@ -17,11 +17,10 @@ import numpy as np
 from PIL import Image
 from pydicom.uid import generate_uid
 
-from nasindex.demo import DemoPatient, DemoSeries, DemoStudy, phantom_slice
+from nasindex.plugin import DemoPatient, DemoSeries, DemoStudy, phantom_slice
 from nasindex_firebird_jp2.connection import client_library
 from nasindex_firebird_jp2.mapping import reference_file
 
-IMAGE_SIZE = 512
 HU_OFFSET = 1024  # stored = HU + 1024 (unsigned 16-bit), as CT scanners do
 DB_DIR = "_database"
 # A patient only this PACS knows, with a Latin-1 accented name.
@@ -91,10 +90,11 @@ class Keys:
 
 
 def write_patients(con: fdb.Connection, root: Path, patients: Sequence[DemoPatient],
-                   fmt: str = "jp2", store_sop: bool = True, size: int = IMAGE_SIZE,
+                   fmt: str = "jp2", store_sop: bool = True, size: int | None = None,
                    keys: Keys | None = None, modified: datetime | None = None) -> int:
     """Insert ``patients`` into a reference-schema database and write their files under
-    ``root``; returns the number of images."""
+    ``root``; returns the number of images. Images are ``size`` pixels square, else
+    each series' own size."""
     keys = keys or Keys()
     stamp = modified or datetime(2026, 11, 1, 8, 0, 0)
     p_rows, st_rows, se_rows, im_rows = [], [], [], []
@@ -112,13 +112,14 @@ def write_patients(con: fdb.Connection, root: Path, patients: Sequence[DemoPatie
                                 study.modality, series.description, folder))
                 target = root / folder.replace("\\", "/")
                 target.mkdir(parents=True, exist_ok=True)
+                side = size or series.size
                 for i in range(series.slices):
-                    data = encoded_slice(size, round(15 * i / max(series.slices - 1, 1)), fmt)
+                    data = encoded_slice(side, round(15 * i / max(series.slices - 1, 1)), fmt)
                     name = f"IM{i + 1:05d}.{fmt}"
                     (target / name).write_bytes(data)
                     im_rows.append((keys.image, keys.series,
                                     generate_uid() if store_sop else None, i + 1, name,
-                                    len(data), size, size, stamp))
+                                    len(data), side, side, stamp))
                     keys.image += 1
                     stamp += timedelta(seconds=30)  # images arrive over days
                 keys.series += 1

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from nasindex.errors import ConfigError
+from nasindex.plugin import ConfigError
 
 LEVELS = ("patient", "study", "series", "image")
 ALIAS = {"patient": "P", "study": "T", "series": "S", "image": "I"}

@@ -12,7 +12,7 @@ import uuid
 from datetime import date, datetime, time
 from typing import Any
 
-from nasindex.contract import InstanceRecord
+from nasindex.plugin import InstanceRecord
 from nasindex_firebird_jp2.mapping import LEVELS, Mapping, Query
 
 # Fixed namespace: the same (NAS, level, key) gives the same UID in every process and run.
