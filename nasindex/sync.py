@@ -27,7 +27,7 @@ from nasindex.config import NasSettings
 from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
 from nasindex.errors import NasIndexError, UnsafeSync
 from nasindex.guards import ListingShield, ReadGuard, listing_note
-from nasindex.index.models import RUN_COUNTS, RunKind, RunStatus, Study, utcnow
+from nasindex.index.models import RUN_COUNTS, RunCounts, RunKind, RunStatus, Study, utcnow
 
 IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
 CHUNK = 50  # items per task sent to a worker process
@@ -41,12 +41,12 @@ REREAD, NEW, CHANGED, RETRIED = range(4)
 class SyncPlan:
     to_read: list[Fingerprint] = field(default_factory=list)
     why: bytearray = field(default_factory=bytearray)  # REREAD/NEW/... per to_read item
-    new: int = 0
-    changed: int = 0
-    retried: int = 0
-    seen: int = 0
-    deferred: int = 0
-    skipped: int = 0
+    seen: int = 0  # listed
+    new: int = 0  # not in the index yet
+    changed: int = 0  # fingerprint differs from the index's
+    retried: int = 0  # failed before: read again
+    deferred: int = 0  # modified inside the settle window: the next run reads it
+    skipped: int = 0  # not an image (remembered, not reopened)
     revive: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     errors_gone: list[str] = field(default_factory=list)
@@ -54,26 +54,20 @@ class SyncPlan:
     failures: list[ItemFailure] = field(default_factory=list)  # what could not be listed
 
 
-@dataclass(slots=True)
-class RunSummary:
+class RunSummary(RunCounts):
+    """One run as the CLI, the flows and the reports show it: the counts the index keeps,
+    and what only the run itself knows."""
+
     nas: str
     kind: str
     status: RunStatus = RunStatus.RUNNING
-    seen: int = 0
-    new: int = 0
-    changed: int = 0
-    missing: int = 0
-    revived: int = 0
-    failed: int = 0
-    skipped: int = 0
-    deferred: int = 0
     indexed: int = 0
     seconds: float = 0.0
     message: str | None = None
-    first_errors: list[tuple[str, str]] = field(default_factory=list)
+    first_errors: list[tuple[str, str]] = []
     run_id: int | None = None
     # Studies this run added to the index, counted per modality (run reports show them).
-    new_studies: dict[str, int] = field(default_factory=dict)
+    new_studies: dict[str, int] = {}
 
     @property
     def files_per_second(self) -> float:

@@ -111,8 +111,21 @@ class Instance(SQLModel, table=True):
     missing_since: datetime | None = Field(default=None, index=True)
 
 
-# The counts a run records; the engine's RunSummary and the health queries use this list.
-RUN_COUNTS = ("seen", "new", "changed", "missing", "revived", "failed", "skipped", "deferred")
+class RunCounts(SQLModel):
+    """What a run counts, item by item: the engine's ``RunSummary`` adds them up, the
+    ``index_run`` table keeps them, the health queries and run reports read them."""
+
+    seen: int = 0
+    new: int = 0
+    changed: int = 0
+    missing: int = 0
+    revived: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0  # still being written (inside the settle window)
+
+
+RUN_COUNTS = tuple(RunCounts.model_fields)
 
 
 class RunKind(StrEnum):
@@ -136,7 +149,7 @@ class RunStatus(StrEnum):
         return self in (RunStatus.FAILED, RunStatus.INTERRUPTED)
 
 
-class IndexRun(SQLModel, table=True):
+class IndexRun(RunCounts, table=True):
     __tablename__ = "index_run"
     id: int | None = Field(default=None, primary_key=True)
     nas_id: int = Field(foreign_key="nas.id", index=True)
@@ -144,14 +157,6 @@ class IndexRun(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
     status: str = RunStatus.RUNNING  # a RunStatus
-    seen: int = 0
-    new: int = 0
-    changed: int = 0
-    missing: int = 0
-    revived: int = 0
-    failed: int = 0
-    skipped: int = 0
-    deferred: int = 0  # still being written (inside the settle window)
     message: str | None = None
     flow_run_id: str | None = None
 

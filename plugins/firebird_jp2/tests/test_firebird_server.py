@@ -9,15 +9,8 @@ import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import fb_support as fb
 import numpy as np
-from fb_support import (
-    PASSWORD_ENV,
-    VENDOR_B_MAPPING,
-    dump,
-    make_reference_nas,
-    make_vendor_b,
-    write_config,
-)
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -31,7 +24,7 @@ from support import run_nas
 def test_other_vendor_schema_indexed_by_mapping_alone(tmp_path: Path, firebird_server,
                                                        server_password) -> None:
     share = tmp_path / "share"
-    con = make_vendor_b(firebird_server.dsn("vendor_b.fdb"), share, server_password)
+    con = fb.make_vendor_b(firebird_server.dsn("vendor_b.fdb"), share, server_password)
     pixels = np.array([[0, 100], [4000, 65535]], dtype=np.uint16).repeat(8, 0).repeat(8, 1)
     data = encode(pixels, "j2k")
     cur = con.cursor()
@@ -52,11 +45,11 @@ def test_other_vendor_schema_indexed_by_mapping_alone(tmp_path: Path, firebird_s
                         (study * 100 + n, study * 10, f"D:\\Archiv\\{folder}", f"B{n}.j2k", n))
     con.commit()
     con.close()
-    (tmp_path / "vendor_b.toml").write_text(VENDOR_B_MAPPING, encoding="utf-8")
+    (tmp_path / "vendor_b.toml").write_text(fb.VENDOR_B_MAPPING, encoding="utf-8")
     config = tmp_path / "nasindex.toml"
-    settings = write_config(config, {"pacs_b": {
+    settings = fb.write_config(config, {"pacs_b": {
         "type": "firebird-jp2", "root": str(share), "database": firebird_server.dsn(
-            "vendor_b.fdb"), "password_env": PASSWORD_ENV,
+            "vendor_b.fdb"), "password_env": fb.PASSWORD_ENV,
         "mapping": str(tmp_path / "vendor_b.toml")}})
 
     check = CliRunner().invoke(app, ["--config", str(config), "firebird", "check", "pacs_b"])
@@ -80,9 +73,9 @@ def test_other_vendor_schema_indexed_by_mapping_alone(tmp_path: Path, firebird_s
 
 
 def _ref_config(tmp_path: Path, nas, dsn: str, reconcile_minutes: float) -> object:
-    return write_config(tmp_path / "nasindex.toml", {"pacs": {
+    return fb.write_config(tmp_path / "nasindex.toml", {"pacs": {
         "type": "firebird-jp2", "root": str(nas.root), "database": dsn,
-        "password_env": PASSWORD_ENV, "reconcile_minutes": reconcile_minutes}})
+        "password_env": fb.PASSWORD_ENV, "reconcile_minutes": reconcile_minutes}})
 
 
 def _add_image(cur, nas, key: int, series_key: int, folder: Path, stamp: datetime) -> None:
@@ -102,7 +95,7 @@ def _keys(settings, missing: bool = False) -> set[str]:
 def test_incremental_sync_finds_exactly_the_new_rows(tmp_path: Path, firebird_server,
                                                      server_password) -> None:
     dsn = firebird_server.dsn("incremental.fdb")
-    nas = make_reference_nas(tmp_path / "share", dsn, patients=2, slices=3,
+    nas = fb.make_reference_nas(tmp_path / "share", dsn, patients=2, slices=3,
                              password=server_password, default_charset="UTF8",
                              name_charset="UTF8")
     settings = _ref_config(tmp_path, nas, dsn, reconcile_minutes=60)
@@ -143,7 +136,7 @@ def test_incremental_sync_finds_exactly_the_new_rows(tmp_path: Path, firebird_se
 def test_reconciliation_tombstones_deleted_rows_and_rereads_replaced_files(
         tmp_path: Path, firebird_server, server_password) -> None:
     dsn = firebird_server.dsn("tombstones.fdb")
-    nas = make_reference_nas(tmp_path / "share", dsn, patients=3, slices=4,
+    nas = fb.make_reference_nas(tmp_path / "share", dsn, patients=3, slices=4,
                              password=server_password, default_charset="UTF8",
                              name_charset="UTF8")
     settings = _ref_config(tmp_path, nas, dsn, reconcile_minutes=0)  # reconcile every run
@@ -177,11 +170,11 @@ def test_reconciliation_tombstones_deleted_rows_and_rereads_replaced_files(
     assert (summary.missing, summary.changed, summary.new, summary.failed) == (3, 1, 0, 1)
     assert _keys(settings, missing=True) == {str(k) for k, _, _ in gone} | {"2"}
     assert len(_keys(settings)) == nas.images - 3
-    assert dump(settings)["errors"] == [("2#file-missing", "file missing")]
+    assert fb.dump(settings)["errors"] == [("2#file-missing", "file missing")]
 
     vanished.write_bytes(kept[0])  # the share comes back
     os.utime(vanished, ns=(kept[1], kept[1]))
     back = run_nas(settings, "pacs", RunKind.INCREMENTAL)
     assert (back.revived, back.missing, back.failed) == (1, 0, 0)
-    assert dump(settings)["errors"] == [] and "2" in _keys(settings)
+    assert fb.dump(settings)["errors"] == [] and "2" in _keys(settings)
     nas.con.close()

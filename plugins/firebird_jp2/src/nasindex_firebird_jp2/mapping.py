@@ -48,14 +48,21 @@ class _Level(BaseModel):
 
 
 class PatientLevel(_Level):
+    """The vendor's patients: one row each."""
+
     patient_id: str
     name: str | None = None
     birth_date: str | None = None
     sex: str | None = None
 
 
-class StudyLevel(_Level):
-    parent_key: str
+class _ChildLevel(_Level):
+    parent_key: str  # the column holding the key of the row one level up
+
+
+class StudyLevel(_ChildLevel):
+    """Studies, each under a patient row."""
+
     study_uid: str | None = None  # absent: a UID is derived from (NAS, study key)
     date: str | None = None
     time: str | None = None
@@ -64,16 +71,18 @@ class StudyLevel(_Level):
     modality: str | None = None
 
 
-class SeriesLevel(_Level):
-    parent_key: str
-    series_uid: str | None = None
+class SeriesLevel(_ChildLevel):
+    """Series, each under a study row."""
+
+    series_uid: str | None = None  # absent: derived as for studies
     number: str | None = None
     modality: str | None = None
     description: str | None = None
 
 
-class ImageLevel(_Level):
-    parent_key: str
+class ImageLevel(_ChildLevel):
+    """Images, each under a series row, and where its file is."""
+
     path: str = Field(description="template, e.g. '{series.STORAGE_DIR}/{FILE_NAME}'")
     path_strip_prefix: str | None = None  # e.g. 'D:\\PACS\\IMAGES\\' stored in the rows
     sop_instance_uid: str | None = None
