@@ -24,8 +24,7 @@ from nasindex.paths import real_path
 from nasindex.registry import open_nas
 from nasindex.search import images
 from nasindex.sync import SyncRun
-from nasindex_dicom_folder.demo import write_tree
-from support import age, dump, run_nas, write_config
+from support import age, dump, run_nas, write_config, write_tree
 
 BAD_NAME = b"IM\xff\xfe.dcm"  # not UTF-8: os.scandir hands it over as surrogates
 
