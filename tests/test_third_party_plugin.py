@@ -161,7 +161,7 @@ def test_a_third_party_nas_type_is_installed_and_indexed_through_the_cli(tmp_pat
     summary = json.loads(cli("index", "side", "--json"))[0]
     assert (summary["status"], summary["new"], summary["indexed"], summary["failed"]) == (
         "succeeded", 2, 2, 1)  # the broken sidecar is counted as failed, not new
-    found = search(get_engine(settings.index.url), SearchQuery(text="anna"))
+    found = search(get_engine(settings.index.url), SearchQuery(text="anna"), scope=None)
     assert [(p.nas, p.patient_id) for p in found.patients] == [("side", "SC001")]
     assert "side: 3 sidecar(s)" in cli("sidecar", "count", "side")
     assert "json-sidecar" not in {ep.name for ep in entry_points(group="nasindex.nas_types")}
