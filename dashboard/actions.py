@@ -69,7 +69,7 @@ def render_actions(ctx, nas: str) -> None:
 def _run_and_report(st, ctx, nas: str, action: str) -> None:
     from nasindex.errors import NasIndexError
 
-    runs: list[TriggeredRun] = []
+    runs: list[StartedRun] = []
 
     def start() -> str:
         runs.append(trigger(nas, action))

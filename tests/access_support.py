@@ -10,8 +10,7 @@ from nasindex.access.principal import CLINICIAN, Principal
 from nasindex.config import Settings
 from nasindex.demo import DemoPatient, demo_patients
 from nasindex.index.db import migrate
-from nasindex_dicom_folder.demo import write_tree
-from support import age, run_nas, write_config
+from support import age, run_nas, write_config, write_tree
 
 PEOPLE: list[DemoPatient] = demo_patients(6, 3)
 ONLY_CT = PEOPLE[0:2]
