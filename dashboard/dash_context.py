@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import streamlit as st
+from dash_text import md
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -66,16 +67,16 @@ def open_context() -> Context:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        st.error(f"**The configuration cannot be used.** {exc}")
+        st.error(f"**The configuration cannot be used.** {md(exc)}")
         st.stop()
     try:
         engine = _checked_engine(settings.index.url)
     except IndexNotReady as exc:
-        st.warning(f"**The index is not ready.** {exc}")
+        st.warning(f"**The index is not ready.** {md(exc)}")
         st.stop()
     except (SQLAlchemyError, OSError) as exc:
         st.error("**The index cannot be opened.** "
-                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}. "
+                 f"{md(type(exc).__name__)}: {md(str(exc).splitlines()[0])}. "
                  "Check `[index] url` in the config and that the database is running.")
         st.stop()
     access = _access(settings.model_dump_json(), settings, engine)
@@ -85,13 +86,13 @@ def open_context() -> Context:
 
 
 def show_error(exc: Exception, what: str) -> None:
-    """An error in one part of a page, without a traceback."""
+    """An error in one part of a page, without a traceback (its text is data)."""
     if isinstance(exc, AccessDenied | AuditUnavailable):
-        st.error(str(exc), icon=":material/lock:")
+        st.error(md(exc), icon=":material/lock:")
     elif isinstance(exc, NasIndexError | ValueError):
-        st.warning(f"{what}: {exc}")
+        st.warning(f"{what}: {md(exc)}")
     else:
-        st.error(f"{what}: {type(exc).__name__}: {exc}")
+        st.error(f"{what}: {md(type(exc).__name__)}: {md(exc)}")
 
 
 def fmt_date(value: str | None) -> str:

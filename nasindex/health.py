@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -26,6 +27,10 @@ from nasindex.index.models import (
 from nasindex.search.scope import Scope, nas_id_in
 
 RUN_FIELDS = ("kind", "status", *RUN_COUNTS, "message", "flow_run_id")
+# A run's files/s means something once it read this many files: below, the run's fixed
+# costs (listing the NAS, starting the worker processes, committing) outweigh reading,
+# and an incremental run that read one file would show "4 files/s".
+MEANINGFUL_RUN_FILES = 200
 
 
 def _count_by_nas(conn, stmt) -> dict[int, int]:
@@ -127,14 +132,14 @@ def nas_health(engine: Engine, settings: Settings, now: datetime | None = None, 
     """:func:`nas_status` for every NAS in the index or in the config, plus the sync
     interval, the age of the last successful run and whether it is stale (older than
     twice the interval, or never), and the files/s of the latest successful run that
-    read files; only the NAS devices in ``scope``. Reachability is separate:
-    :func:`reachable`."""
+    read at least :data:`MEANINGFUL_RUN_FILES` files (None if none did); only the NAS
+    devices in ``scope``. Reachability is separate: :func:`reachable`."""
     now = now or datetime.now(UTC)
     indexed = {row["nas"]: row for row in nas_status(engine, scope=scope)}
-    speed: dict[str, float] = {}  # of the latest successful run that read files
+    speed: dict[str, float] = {}
     for run in recent_runs(engine, limit=1000, scope=scope):
-        if (run["status"] == RunStatus.SUCCEEDED and run["files_read"]
-                and run["files_per_second"]):
+        if (run["status"] == RunStatus.SUCCEEDED and run["files_per_second"]
+                and run["files_read"] >= MEANINGFUL_RUN_FILES):
             speed.setdefault(run["nas"], run["files_per_second"])
     result = []
     configured = {n for n in settings.nas if scope is None or n in scope}

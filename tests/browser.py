@@ -69,32 +69,17 @@ def streamlit_app(config: Path, port: int | None = None, env: dict[str, str] | N
             stop_process(proc)
 
 
-class Chromium:
-    """One headless Chromium with one page, driven over the DevTools protocol."""
+class Page:
+    """One browser tab, driven over the DevTools protocol."""
 
-    def __init__(self, width: int = 1400, height: int = 1000) -> None:
-        if not Path(CHROMIUM).exists():
-            raise RuntimeError(f"{CHROMIUM} not found: install the 'chromium' Debian package "
-                               "(scripts/install-system-deps.sh) or set NASINDEX_CHROMIUM.")
-        self.port = free_port()
-        self.profile = tempfile.mkdtemp(prefix="nasindex-chromium-")
-        self.proc = subprocess.Popen(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--remote-debugging-port={self.port}",
-             f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def __init__(self, ws_url: str, width: int, height: int) -> None:
         self._ids = itertools.count(1)
-        try:
-            targets = json.loads(_wait_http(f"http://127.0.0.1:{self.port}/json/list", 30,
-                                            self.proc, "chromium"))
-            page = next(t for t in targets if t["type"] == "page")
-            self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=20)
-            self.call("Page.enable")
-            self.call("Runtime.enable")
-            self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                      deviceScaleFactor=1, mobile=False)
-        except BaseException:
-            self.close()
-            raise
+        self.requests: list[str] = []  # every URL the tab asked for (Network domain)
+        self.ws = connect(ws_url, max_size=None, open_timeout=20)
+        for domain in ("Page", "Runtime", "Network"):
+            self.call(f"{domain}.enable")
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                  deviceScaleFactor=1, mobile=False)
 
     def call(self, method: str, timeout: float = 30, **params: Any) -> dict[str, Any]:
         msg_id = next(self._ids)
@@ -102,6 +87,8 @@ class Chromium:
         deadline = time.monotonic() + timeout
         while True:
             reply = json.loads(self.ws.recv(timeout=max(deadline - time.monotonic(), 0.01)))
+            if reply.get("method") == "Network.requestWillBeSent":
+                self.requests.append(reply["params"]["request"]["url"])
             if reply.get("id") == msg_id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
@@ -127,7 +114,7 @@ class Chromium:
                 value = None
             if value:
                 return value
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise TimeoutError(f"waited {timeout:.0f} s for {what or expression}")
 
     def type_into(self, selector: str, text: str) -> None:
@@ -137,17 +124,58 @@ class Chromium:
         self.call("Input.insertText", text=text)
 
     def press(self, key: str = "Enter") -> None:
-        codes = {"Enter": 13, "Tab": 9}
-        for kind in ("keyDown", "keyUp"):
-            extra = {"text": "\r"} if key == "Enter" and kind == "keyDown" else {}
+        """One key: Enter, Tab, Backspace, or a character typed as a key (digits into a
+        date field's segments, which take keys, not inserted text)."""
+        code = _KEY_CODES.get(key, ord(key.upper()[0]))
+        text = {"Enter": "\r"}.get(key, key if len(key) == 1 else None)
+        down = {"text": text} if text else {}
+        for kind, extra in (("keyDown", down), ("keyUp", {})):
             self.call("Input.dispatchKeyEvent", type=kind, key=key, code=key,
-                      windowsVirtualKeyCode=codes[key], nativeVirtualKeyCode=codes[key],
-                      **extra)
+                      windowsVirtualKeyCode=code, nativeVirtualKeyCode=code, **extra)
 
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
         return path
+
+    def close_tab(self) -> None:
+        self.ws.close()
+
+
+_KEY_CODES = {"Enter": 13, "Tab": 9, "Backspace": 8, "Escape": 27, "ArrowDown": 40}
+
+
+class Chromium(Page):
+    """One headless Chromium; drives its first tab, and opens more with :meth:`new_tab`."""
+
+    def __init__(self, width: int = 1400, height: int = 1000) -> None:
+        if not Path(CHROMIUM).exists():
+            raise RuntimeError(f"{CHROMIUM} not found: install the 'chromium' Debian package "
+                               "(scripts/install-system-deps.sh) or set NASINDEX_CHROMIUM.")
+        self.port, self.size = free_port(), (width, height)
+        self.profile = tempfile.mkdtemp(prefix="nasindex-chromium-")
+        self.proc = subprocess.Popen(
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--remote-debugging-port={self.port}",
+             f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
+             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            targets = json.loads(_wait_http(f"http://127.0.0.1:{self.port}/json/list", 30,
+                                            self.proc, "chromium"))
+            page = next(t for t in targets if t["type"] == "page")
+            super().__init__(page["webSocketDebuggerUrl"], width, height)
+        except BaseException:
+            self.close()
+            raise
+
+    def new_tab(self, url: str) -> Page:
+        """A fresh tab (its own Streamlit session) opened at ``url``: as a bookmark or a
+        link shared by a colleague is opened."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/json/new?about:blank", method="PUT")
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            tab = Page(json.loads(resp.read())["webSocketDebuggerUrl"], *self.size)
+        tab.goto(url)
+        return tab
 
     def close(self) -> None:
         ws = getattr(self, "ws", None)

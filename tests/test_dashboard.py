@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit import config as st_config
+from dashboard_support import loopback_server
 from streamlit.testing.v1 import AppTest
 
 from nasindex import preview
@@ -49,12 +49,6 @@ def demo(tmp_path_factory) -> Path:
     run_nas(settings, "ct", "full", flow_run_id=FLOW_RUN)
     run_nas(settings, "ct2", "full")
     return config
-
-
-def loopback_server() -> None:
-    """AppTest has no server: say it listens on loopback, as `make run` does (else the
-    pages refuse to show data without login, as on every interface)."""
-    st_config.set_option("server.address", "127.0.0.1")
 
 
 @pytest.fixture
@@ -151,6 +145,8 @@ def test_health_shows_stale_nas_errors_and_runs(app):
     assert overview.loc["ct2", "Current"] == "STALE" and overview.loc["ct", "Current"] == "ok"
     assert overview.loc["ct", "Reachable"] == "yes" and overview.loc["ct", "Errors"] == 1
     assert any("Not current" in w and "ct2" in w for w in _texts(at, "warning"))
+    assert any("Files/s: of the latest successful run that read at least" in c
+               for c in _texts(at, "caption"))
     errors = at.dataframe[-1].value
     assert list(errors["path"]) == ["PAT00001/broken.dcm"]
     assert "truncated" in errors["reason"].iloc[0]

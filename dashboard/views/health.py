@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 from dash_context import context, show_error
+from dash_text import md
 
 from nasindex.access.principal import ADMIN
 from nasindex.config import NasSettings
@@ -57,11 +58,14 @@ def _overview(rows: list[dict[str, Any]]) -> None:
         })
     stale = [r["nas"] for r in rows if r["stale"]]
     if stale:
-        st.warning(f"Not current: **{', '.join(stale)}** — no successful sync within twice "
+        st.warning(f"Not current: **{md(', '.join(stale))}** — no successful sync within twice "
                    "the sync interval. Check the runs and errors below.",
                    icon=":material/schedule:")
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch",
                  column_config={"Files/s": st.column_config.NumberColumn(format="%.0f")})
+    st.caption(f"Files/s: of the latest successful run that read at least "
+               f"{MEANINGFUL_RUN_FILES} files (a smaller run measures its start-up more than "
+               "reading); empty until a run has.")
 
 
 def _actions() -> Callable[..., None] | None:
@@ -79,20 +83,20 @@ def _details(rows: list[dict[str, Any]]) -> None:
     render_actions = _actions() if ctx.user.has(ADMIN) else None
     for r in rows:
         flag = " — STALE" if r["stale"] else ""
-        with st.expander(f"{r['nas']} ({r['type']}){flag}"):
+        with st.expander(md(f"{r['nas']} ({r['type']})") + flag):
             c1, c2 = st.columns(2)
-            c1.markdown(f"**Root on this host:** `{r['root']}`  \n"
-                        f"**As workstations see it:** `{r['display_root'] or '—'}`  \n"
+            c1.markdown(f"**Root on this host:** {md(r['root'])}  \n"
+                        f"**As workstations see it:** {md(r['display_root']) or '—'}  \n"
                         f"**Sync interval:** {r['sync_minutes'] or '—'} min")
             last = r["last_run"]
             if last:
                 url = flow_run_url(ctx.settings.prefect.ui_url, last.get("flow_run_id"))
                 link = f" · [open in Prefect]({url})" if url else ""
-                c2.markdown(f"**Last run:** {last['kind']} {last['status']}, started "
+                c2.markdown(f"**Last run:** {md(last['kind'])} {md(last['status'])}, started "
                             f"{last['started_at'][:19].replace('T', ' ')} UTC{link}  \n"
-                            f"{last['message'] or ''}")
+                            f"{md(last['message'])}")
             else:
-                c2.markdown("**Never indexed.** Run `nasindex index " + r["nas"] + "`.")
+                c2.markdown(f"**Never indexed.** Run {md('nasindex index ' + r['nas'])}.")
             if render_actions is not None and r["in_config"]:
                 render_actions(ctx, r["nas"])
 
@@ -137,7 +141,7 @@ def _plugins() -> None:
     if failures:
         st.subheader("NAS types that failed to load")
         for name, error in sorted(failures.items()):
-            st.error(f"**{name}**: {error}", icon=":material/extension_off:")
+            st.error(f"**{md(name)}**: {md(error)}", icon=":material/extension_off:")
     else:
         st.caption(f"NAS types loaded: {', '.join(sorted(registry().types)) or 'none'}.")
 
@@ -149,10 +153,10 @@ def _audit_forwarding() -> None:
         return
     s = forwarder.status()
     if s["ok"]:
-        st.caption(f"Audit forwarding to {s['target']}: ok ({s['sent']} sent).")
+        st.caption(f"Audit forwarding to {md(s['target'])}: ok ({s['sent']} sent).")
     else:
-        st.error(f"**Audit forwarding to {s['target']} is failing** since "
-                 f"{s['failing_since'] or '—'}: {s['last_error']}. {s['queued']} waiting, "
+        st.error(f"**Audit forwarding to {md(s['target'])} is failing** since "
+                 f"{s['failing_since'] or '—'}: {md(s['last_error'])}. {s['queued']} waiting, "
                  f"{s['dropped']} dropped. The index's audit trail has every record.",
                  icon=":material/report:")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 from dash_context import context, fmt_date, fmt_name, show_error
+from dash_search_state import SHOWN_KEY
+from dash_text import md
 
 from nasindex.errors import NasIndexError
 from nasindex.preview import THUMB_SIZE, THUMBS_PER_PAGE, VIEW_SIZE, WINDOWS, PreviewError
@@ -14,25 +16,34 @@ from nasindex.search import PatientHit, SeriesNode, StudyNode
 THUMB_COLUMNS = 6
 
 
+def _back_to_results() -> None:
+    """A link to the search this patient was opened from (the browser's Back does the
+    same); none for a patient opened from a link."""
+    last = st.session_state.get(SHOWN_KEY)
+    if last:
+        st.page_link("views/search.py", label="Back to the results", query_params=last,
+                     icon=":material/arrow_back:")
+
+
 def _header(record: PatientHit) -> None:
-    st.title(fmt_name(record.patient_name) or "(no name)")
+    st.title(md(fmt_name(record.patient_name)) or "(no name)", anchor=False)
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Patient ID", record.patient_id)
-    c2.metric("Born", fmt_date(record.birth_date) or "unknown")
-    c3.metric("Sex", record.sex or "unknown")
+    c1.metric("Patient ID", md(record.patient_id))
+    c2.metric("Born", md(fmt_date(record.birth_date)) or "unknown")
+    c3.metric("Sex", md(record.sex) or "unknown")
     c4.metric("Studies", len(record.studies))
 
 
 def _choose_record(records: list[PatientHit], reason: str | None) -> PatientHit:
     if len(records) == 1:
         return records[0]
-    st.info(f"**Found on {len(records)} NAS devices.** {reason}", icon=":material/link:")
+    st.info(f"**Found on {len(records)} NAS devices.** {md(reason)}", icon=":material/link:")
     st.dataframe(pd.DataFrame([{
         "NAS": r.nas, "Patient ID": r.patient_id, "Name": fmt_name(r.patient_name),
         "Born": fmt_date(r.birth_date), "Studies": len(r.studies),
         "Latest study": fmt_date(r.studies[0].date) if r.studies else ""} for r in records]),
         hide_index=True, width="stretch")
-    labels = [f"{r.nas} · {r.patient_id}" for r in records]
+    labels = [md(f"{r.nas} · {r.patient_id}") for r in records]  # radio labels: Markdown
     pick = st.radio("Studies and images of", range(len(records)), horizontal=True,
                     format_func=labels.__getitem__, key="record")
     return records[pick]
@@ -45,8 +56,8 @@ def _studies(tree: list[StudyNode]) -> list[tuple[StudyNode, SeriesNode]]:
         label = (f"{fmt_date(study.date) or 'no date'} — {study.description or '(no description)'}"
                  f" — {', '.join(study.modalities)} — {len(study.series)} series, "
                  f"{study.instances} images")
-        with st.expander(label, expanded=i == 0):
-            st.caption(f"Study folder (accession {study.accession or '—'})")
+        with st.expander(md(label), expanded=i == 0):
+            st.caption(f"Study folder (accession {md(study.accession) or '—'})")
             st.code(study.folder, language=None)
             st.dataframe(pd.DataFrame([{
                 "Series": s.number, "Modality": s.modality or "", "Description": s.description
@@ -104,7 +115,7 @@ def _preview(nas: str, study: StudyNode, series: SeriesNode) -> None:
             st.image(_image(series, current, preset, VIEW_SIZE),
                      caption=f"Slice {slice_no} of {count}", width="stretch")
         except (PreviewError, NasIndexError) as exc:
-            st.warning(str(exc), icon=":material/broken_image:")
+            st.warning(md(exc), icon=":material/broken_image:")
         st.code(current["display_path"], language=None)
     with thumbs:
         _thumbnails(series, files, preset, key, slice_no)
@@ -137,7 +148,7 @@ def _thumbnails(series: SeriesNode, files: list[dict], preset: str, key: str,
             try:
                 st.image(_image(series, f, preset, THUMB_SIZE), width="stretch")
             except (PreviewError, NasIndexError) as exc:
-                st.caption(f"⚠ {exc}")
+                st.caption(f"⚠ {md(exc)}")
             st.button(f"{number}", key=f"thumb:{number}", on_click=_go, args=(key, number),
                       type="primary" if number == slice_no else "secondary", width="stretch")
 
@@ -149,6 +160,7 @@ if not nas or not patient_id:
     st.info("Choose a patient on the Search page.", icon=":material/search:")
     st.page_link("views/search.py", label="Go to Search", icon=":material/search:")
     st.stop()
+_back_to_results()
 try:
     person = ctx.access.patient(ctx.user, nas, patient_id)
     if person is not None:
@@ -161,8 +173,8 @@ except NasIndexError as exc:  # refused (NAS scope), or the audit trail cannot b
     st.stop()
 if person is None:
     st.title("Patient")
-    st.warning(f"No patient with ID {patient_id!r} on NAS {nas!r} in the index. It may have "
-               "been re-indexed under another ID; search again.")
+    st.warning(f"No patient with ID {md(repr(patient_id))} on NAS {md(repr(nas))} in the "
+               "index. It may have been re-indexed under another ID; search again.")
     st.page_link("views/search.py", label="Go to Search", icon=":material/search:")
     st.stop()
 if not tree:
