@@ -46,10 +46,7 @@ def search(
     query_ = SearchQuery(text=query, patient_id=patient_id, accession=accession,
                          modalities=modality or [], date_from=date_from, date_to=date_to,
                          birth_date=born, nas=nas or [], limit=limit, offset=offset)
-    try:
-        result = access().search(me(), query_)
-    except ValueError as exc:  # a query the search refuses (too long, bad value)
-        raise typer.BadParameter(str(exc)) from None
+    result = access().search(me(), query_)  # a refused query: QueryError, exit 2
     if as_json:
         output.print_json([p.as_dict() for p in result.patients])
     else:

@@ -47,9 +47,8 @@ def date_option(value: str | None) -> str | None:
 
     try:
         return normalize_date(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date; use YYYYMMDD or YYYY-MM-DD"
-                                 ) from None
+    except ValueError as exc:  # its message does not repeat the value (a birth date)
+        raise typer.BadParameter(str(exc)) from None
 
 
 NasArg = Annotated[str | None, typer.Argument(help="NAS id from the config.",

@@ -44,6 +44,10 @@ def run(app: Callable[..., object], args: list[str] | None = None) -> int:
 def usage_line(exc: UsageError) -> str:
     """click's message, on one line, with where to read the usage of that command."""
     message = " ".join(exc.format_message().split())
+    if message.startswith("Got unexpected extra argument"):
+        # click repeats the words, which are often a patient's name: say what to do
+        message = ("More arguments than the command takes: put a value with spaces in "
+                   "quotes (\"jane doe\").")
     message += "" if message.endswith((".", "?")) else "."
     command = exc.ctx.command_path if exc.ctx else getattr(exc, "command_path", "nasindex")
     return f"{message} See `{command} --help`."
