@@ -27,8 +27,8 @@ def test_files_per_second_is_that_of_the_last_meaningful_run(tmp_path) -> None:
     shutil.copy2(first, first.with_name("IM_NEW.dcm"))  # dated like the others
     small = run_nas(settings, "ct", "incremental")
     assert small.new == 1
-    full, latest = (next(r for r in recent_runs(engine) if r["kind"] == k)
+    full, latest = (next(r for r in recent_runs(engine, scope=None) if r["kind"] == k)
                     for k in ("full", "incremental"))
     assert latest["files_read"] == 1 and full["files_read"] == written
-    [row] = nas_health(engine, settings)
+    [row] = nas_health(engine, settings, scope=None)
     assert row["files_per_second"] == full["files_per_second"] != latest["files_per_second"]
