@@ -153,9 +153,9 @@ def _audit_forwarding() -> None:
         return
     s = forwarder.status()
     if s["ok"]:
-        st.caption(f"Audit forwarding to {md(s['target'])}: ok ({s['sent']} sent).")
+        st.caption(f"Audit forwarding to {s['target']}: ok ({s['sent']} sent).")
     else:
-        st.error(f"**Audit forwarding to {md(s['target'])} is failing** since "
+        st.error(f"**Audit forwarding to {s['target']} is failing** since "
                  f"{s['failing_since'] or '—'}: {md(s['last_error'])}. {s['queued']} waiting, "
                  f"{s['dropped']} dropped. The index's audit trail has every record.",
                  icon=":material/report:")
