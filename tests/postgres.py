@@ -35,10 +35,13 @@ class PostgresError(RuntimeError):
 
 
 class PostgresServer:
-    """One throwaway cluster. ``start()`` then ``url()``/``create_database()``; ``stop()``."""
+    """One throwaway cluster. ``start()`` then ``url()``/``create_database()``; ``stop()``.
+    Given a ``directory`` (benchmarks), the cluster in it is reused if there is one, and
+    ``stop(keep=True)`` leaves it there for the next run."""
 
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="nasindex-pg-"))
+    def __init__(self, directory: Path | None = None) -> None:
+        self.dir = directory or Path(tempfile.mkdtemp(prefix="nasindex-pg-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self._names = itertools.count(1)
 
@@ -52,24 +55,35 @@ class PostgresServer:
                 raise PostgresError(f"{PG_BIN / tool} not found: install the 'postgresql' "
                                     "Debian package (scripts/install-system-deps.sh) or set "
                                     "NASINDEX_PG_BIN to the server binaries.")
-        (self.dir / "sock").mkdir()
+        (self.dir / "sock").mkdir(exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.dir, OS_USER, OS_USER)
             shutil.chown(self.dir / "sock", OS_USER, OS_USER)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E",
-                  "UTF8", "--locale=C.UTF-8", "--no-sync")
+        if not (self.data / "PG_VERSION").exists():
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E",
+                      "UTF8", "--locale=C.UTF-8", "--no-sync")
         options = (f"-p {self.port} -k {self.dir / 'sock'} -c listen_addresses=127.0.0.1 "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t",
                   "30", "-o", options, "start")
         return self
 
-    def stop(self) -> None:
+    def stop(self, keep: bool = False) -> None:
         if (self.data / "postmaster.pid").exists():
             # On failure still remove the files; a stray server dies with its data dir.
             with contextlib.suppress(PostgresError):
-                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(self.dir, ignore_errors=True)
+                self._run("pg_ctl", "-D", str(self.data), "-m", "fast" if keep else "immediate",
+                          "-w", "stop")
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def has_database(self, name: str) -> bool:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as conn:
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                (name,)).fetchone() is not None
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"

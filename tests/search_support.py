@@ -75,16 +75,22 @@ def search_url(request, tmp_path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+def module_engine(request, tmp_path_factory):
+    """A new, migrated index on the database of a module-scoped fixture parametrized
+    with "sqlite" and "postgresql"."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('index') / 'index.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    migrate(url)
+    return get_engine(url)
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def people_index(request, tmp_path_factory):
     """The index of PEOPLE, filled once per test module and database: for tests that
     only read it."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('people') / 'index.db'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    migrate(url)
-    eng = get_engine(url)
+    eng = module_engine(request, tmp_path_factory)
     fill(eng)
     return eng
 

@@ -14,7 +14,6 @@ from nasindex import store
 from nasindex.index.db import alembic_config, get_engine, migrate
 from nasindex.index.models import Patient
 from nasindex.search import (
-    NameTerm,
     SearchQuery,
     normalize_date,
     patient,
@@ -23,7 +22,10 @@ from nasindex.search import (
     study_tree,
 )
 from nasindex.search.backends import backend
+from nasindex.search.candidates import candidate_select
 from nasindex.search.limits import Deadline
+from nasindex.search.plan import Plan
+from nasindex.search.terms import parse_terms
 
 
 @pytest.fixture
@@ -216,22 +218,22 @@ def test_json_shape_is_stable(engine):
 
 # -- indexes ---------------------------------------------------------------------------
 
-def _plan(engine, sql_stmt) -> str:
+def _explain(engine, typed: str) -> str:
+    """The database's plan for the candidates of a search for ``typed``."""
     with engine.connect() as conn, backend(conn).bounded(conn, Deadline.after(30)):
+        plan = Plan(backend(conn), SearchQuery(text=typed), parse_terms(typed), None)
+        stmt = candidate_select(plan).params(plan.params)
+        compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
         if conn.dialect.name == "sqlite":
-            compiled = sql_stmt.compile(conn, compile_kwargs={"literal_binds": True})
             rows = conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
             return "\n".join(str(r[-1]) for r in rows)
         conn.execute(text("SET enable_seqscan = off"))  # tiny tables: force the question
-        compiled = sql_stmt.compile(conn, compile_kwargs={"literal_binds": True})
         return "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {compiled}")))
 
 
 @pytest.mark.parametrize("typed", ["doe", "li", "sch*dt"])
 def test_name_search_uses_the_substring_index(engine, typed):
-    with engine.connect() as conn:
-        conds = backend(conn).name_conditions([NameTerm.parse(typed)])
-    plan = _plan(engine, select(Patient.id).where(*conds))
+    plan = _explain(engine, typed)
     if engine.dialect.name == "sqlite":
         assert "VIRTUAL TABLE INDEX" in plan, plan
         assert not any(line.split()[:2] == ["SCAN", "patient"] for line in plan.splitlines())
@@ -262,6 +264,18 @@ def test_migration_upgrades_an_existing_index(url):
     migrate(url)
     assert find(eng, text="山田太郎") == {("ct", "PAT010")}
     assert find(eng, text="amad") == {("ct", "PAT010")}
+    # 0005 goes down to 0003's name index and triggers, and up again, keeping its data.
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    store.write_batch(eng, nas_pk(eng, "pacs2"), records(
+        "PAT011", "LI^WEI", "19880808", "M", [("2024.01.20", "CT", "A11", 1)]))
+    migrate(url)
+    assert find(eng, text="amad") == {("ct", "PAT010")}
+    assert find(eng, text="wei") == {("pacs2", "PAT011")}
+    with eng.connect() as conn:  # a malformed study date is no latest study
+        assert conn.scalar(select(Patient.latest_study).where(
+            Patient.patient_id == "PAT011")) is None
 
 
 def test_identical_results_on_sqlite_and_postgresql(tmp_path, postgres_url):

@@ -134,12 +134,13 @@ def _results(result: SearchResult, state: SearchState) -> None:
     if not result.total:
         return
     if not result.patients:
-        st.warning(f"Page {state.page} is past the last result ({result.total} "
+        st.warning(f"Page {state.page} is past the last result ({result.total:,} "
                    "patients).", icon=":material/last_page:")
         _pager(result, state)
         return
     first = (state.page - 1) * PAGE_SIZE + 1
-    st.markdown(f"**{result.total}** patient(s) — showing {first}–"
+    total = f"{result.total:,}{'' if result.total_exact else '+'}"
+    st.markdown(f"**{total}** patient(s) — showing {first}–"
                 f"{first + len(result.persons) - 1}. Rows with the same **#** are one "
                 "person on several NAS devices.")
     # A new search or page is a new table: no selection carried over from the last one.

@@ -62,7 +62,8 @@ def _show_result(result: SearchResult, offset: int) -> None:
     for note in result.notes:
         output.say((note, "yellow"))
     shown = f"{offset + 1}-{offset + len({p.person for p in result.patients})}"
-    output.say(f"{result.total} patient(s); showing {shown} (--limit/--offset to page)")
+    total = f"{result.total}{'' if result.total_exact else '+'}"
+    output.say(f"{total} patient(s); showing {shown} (--limit/--offset to page)")
 
 
 def _row(p: PatientHit) -> list:

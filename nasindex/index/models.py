@@ -35,6 +35,9 @@ class Patient(SQLModel, table=True):
         # in this small index instead of a read of each row (migration 0003).
         Index("ix_patient_flagged", "id", sqlite_where=text("may_link = 1"),
               postgresql_where=text("may_link")),
+        # Patients latest first, for walks that stop after a page (migration 0005; on
+        # PostgreSQL it is "latest_study DESC NULLS LAST", the order search walks).
+        Index("ix_patient_latest", "latest_study"),
     )
     id: int | None = Field(default=None, primary_key=True)
     nas_id: int = Field(foreign_key="nas.id", index=True)
@@ -45,7 +48,8 @@ class Patient(SQLModel, table=True):
     birth_date: str | None = Field(default=None, index=True)
     sex: str | None = None
     # Kept by triggers (migration 0003) so that search ranks and groups without a lookup
-    # per candidate: max(study.study_date) of its studies, and whether a record on
+    # per candidate: max(study.study_date) of its studies with a well-formed date
+    # (YYYYMMDD, migration 0005), and whether a record on
     # another NAS ever shared its Patient ID or name key and birth date (never reset).
     latest_study: str | None = None
     # Server default only: a writer of the schema before 0003 must not name the column.

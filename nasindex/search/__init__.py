@@ -21,9 +21,12 @@ The modules, one job each:
 | module | job |
 |---|---|
 | ``query`` | the query and result types |
+| ``limits`` | what a query may ask (length, words, characters, paging) and for how long |
+| ``scope`` | the NAS scope every read function takes |
 | ``terms`` | typed name words and wildcards: how each matches a name part |
-| ``backends`` | one object per database (SQLite, PostgreSQL): its indexes and orderings |
-| ``candidates`` | candidate SQL: matching records, scored, ranked and paged in SQL |
+| ``plan`` | a query as SQL with bound values, statements built once per shape |
+| ``backends`` | one object per database (SQLite, PostgreSQL): its indexes, orderings, timeouts |
+| ``candidates`` | candidate SQL: matching records counted, ranked and paged, bounded work |
 | ``people`` | the cross-NAS link rule, grouping records into people, their order |
 | ``similar`` | the typo-tolerant pass |
 | ``records`` | the page's records and studies |
@@ -42,6 +45,7 @@ from nasindex.search.browse import (
     study_tree,
 )
 from nasindex.search.find import search
+from nasindex.search.limits import COUNT_LIMIT
 from nasindex.search.people import LINK_KEYS, link_reason
 from nasindex.search.query import (
     PatientHit,
@@ -52,10 +56,12 @@ from nasindex.search.query import (
     looks_like_identifier,
     normalize_date,
 )
+from nasindex.search.scope import Scope
 from nasindex.search.terms import NameTerm
 
 __all__ = [
-    "LINK_KEYS", "NameTerm", "PatientHit", "PersonHit", "SearchQuery", "SearchResult",
+    "COUNT_LIMIT", "LINK_KEYS", "NameTerm", "PatientHit", "PersonHit", "Scope", "SearchQuery",
+    "SearchResult",
     "SeriesNode", "StudyHit", "StudyNode", "facets", "images", "link_reason",
     "looks_like_identifier", "nas_roots", "normalize_date", "patient", "search",
     "series_files", "study_tree",

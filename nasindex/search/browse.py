@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, literal, select
 from sqlalchemy.engine import Engine
 
 from nasindex.index.models import Instance, Nas, Patient, Series, Study
@@ -25,22 +25,19 @@ def patient(engine: Engine, nas: str, patient_id: str, *, scope: Scope) -> Perso
     """One patient record with every study, plus the records of the same person on other
     NAS devices of ``scope`` (people.LINK_KEYS), each with its studies. None when the
     record does not exist or its NAS is outside the scope."""
-    in_scope = nas_id_in(scope, Patient.nas_id)
+    stmt = (select(Patient.id, Nas.name, Patient.patient_id, Patient.name_key,
+                   Patient.birth_date, Patient.latest_study, literal(0),
+                   Patient.patient_name, Patient.sex, Patient.may_link)
+            .join(Nas, Nas.id == Patient.nas_id).where(*nas_id_in(scope, Patient.nas_id)))
     with engine.connect() as conn:
-        row = conn.execute(select(Patient.id, Patient.name_key, Patient.birth_date)
-                           .join(Nas, Nas.id == Patient.nas_id)
-                           .where(Nas.name == nas, Patient.patient_id == patient_id,
-                                  *in_scope)).first()
+        row = conn.execute(stmt.where(Nas.name == nas,
+                                          Patient.patient_id == patient_id)).first()
         if row is None:
             return None
-        me = Candidate(row.id, nas, patient_id, row.name_key, row.birth_date, None)
-        others = conn.execute(select(Patient.id, Nas.name, Patient.patient_id,
-                                     Patient.name_key, Patient.birth_date)
-                              .join(Nas, Nas.id == Patient.nas_id)
-                              .where(partner_condition(me), Nas.name != nas, *in_scope)
-                              ).all()
-        cands = [me] + [Candidate(*other, None) for other in others]
-        hits = load_patients(conn, [c.pk for c in cands], [])
+        me = Candidate.from_row(row)
+        others = conn.execute(stmt.where(partner_condition(me), Nas.name != nas)).all()
+        cands = [me] + [Candidate.from_row(other) for other in others]
+        hits = load_patients(conn, cands)
     group = sorted(cands, key=lambda c: (c.nas != nas, c.nas, c.patient_id))
     reason = link_reason(group)
     records = [hits[c.pk] for c in group]

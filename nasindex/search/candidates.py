@@ -1,180 +1,163 @@
-"""Candidate SQL: the patient records a query matches, scored and, where there are many,
-ranked and paged by the database.
+"""Candidate SQL: the patient records a query matches, how many people they are, and the
+best page of them, without ranking thousands to show a page.
 
-The SQL narrows candidates with an index (the backend's) and applies the exact rule and
-the scores, so both databases return the same rows. The database ranks and pages the
-records that stand alone (most of them); records that may belong with one on another NAS
-(``may_link``, kept by migration 0003's triggers) are grouped in Python.
+A record without ``may_link`` (kept by migration 0003's triggers) is a person on its
+own; flagged records may belong together and are grouped in Python (people.py). One
+statement takes a bounded set of matches (at most COUNT_LIMIT + 1 records; with study
+filters, every patient they leave), ranks it in SQL and hands over only the flagged
+records, the best page of lone ones and the counts. When a name or an ID matches more,
+the flagged records are read whole and the lone ones are counted (up to COUNT_LIMIT)
+and ranked class by class, latest study first: the database may walk ix_patient_latest
+and stop after a page. A backend may do both in its own index (SQLite: the rank-ordered
+FTS5 table).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from sqlalchemy import and_, case, func, literal, or_, select, union
-from sqlalchemy.engine import Connection
+from sqlalchemy import Integer, and_, bindparam, func, or_, select
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql import ColumnElement, Select
 
 from nasindex.index.models import Nas, Patient, Study
-from nasindex.search.backends import Backend, NameIndex
+from nasindex.search.limits import COUNT_LIMIT, FLAGGED_LIMIT
 from nasindex.search.people import Candidate, group, rank
-from nasindex.search.query import SearchQuery, normalize_date
-from nasindex.search.terms import NameTerm, escape_like
+from nasindex.search.plan import Plan
 
-SMALL = 300  # candidates fetched whole and ranked in Python, as one query
-
-
-def spellings(value: str) -> list[str]:
-    value = value.strip()
-    return list(dict.fromkeys([value, value.upper()]))
+Found = tuple[list[Candidate], list[Candidate], int]  # best lone, flagged, lone count
 
 
-def _id_prefix(db: Backend, value: str) -> ColumnElement[bool]:
-    """Patient ID starts with one of the spellings of ``value`` (exact included)."""
-    return or_(*(db.id_prefix(v) for v in spellings(value)))
-
-
-def id_condition(db: Backend, value: str, with_accession: bool) -> ColumnElement[bool]:
-    if not with_accession:
-        return _id_prefix(db, value)
-    # A union, not an OR: each branch keeps its own index on both databases.
-    return Patient.id.in_(union(
-        select(Patient.id).where(_id_prefix(db, value)),
-        select(Study.patient_pk).where(Study.accession_number.in_(spellings(value)))))
-
-
-def _id_score(db: Backend, value: str) -> ColumnElement[int]:
-    """100 for the exact Patient ID, 60 for a prefix (an accession match scores 0)."""
-    return case((Patient.patient_id.in_(spellings(value)), 100),
-                (_id_prefix(db, value), 60), else_=0)
-
-
-def score_expr(db: Backend, q: SearchQuery, terms: list[NameTerm], ident: str | None
-               ) -> ColumnElement[int]:
-    parts = [t.score_expr() for t in terms]
-    parts += [_id_score(db, v) for v in (ident, q.patient_id) if v]
-    total: ColumnElement[int] = literal(0)
-    for part in parts:
-        total = total + part
-    return total
-
-
-def study_conditions(q: SearchQuery) -> list[ColumnElement[bool]]:
-    conds: list[ColumnElement[bool]] = []
-    if q.modalities:
-        # Study.modalities holds its series' modalities as "CT\\SR" (kept by the store):
-        # matching it avoids a series lookup per study.
-        mods = sorted({m.strip().upper() for m in q.modalities if m.strip()})
-        padded = literal("\\") + Study.modalities + literal("\\")
-        conds.append(or_(*(padded.like(f"%\\{escape_like(m, '!')}\\%", escape="!")
-                           for m in mods)))
-    if q.date_from:
-        conds.append(Study.study_date >= normalize_date(q.date_from))
-    if q.date_to:
-        conds.append(Study.study_date <= normalize_date(q.date_to))
-    if q.accession:
-        conds.append(Study.accession_number.in_(spellings(q.accession)))
-    return conds
-
-
-def name_only(q: SearchQuery) -> bool:
-    """The typed name is the whole filter."""
-    return not (q.patient_id or q.birth_date or q.nas or study_conditions(q))
-
-
-@dataclass(frozen=True)
-class _Stmt:
-    """A candidate query, the expressions that rank it, and a count of its lone records."""
-
-    select: Select
-    latest: ColumnElement[str | None]
-    score: ColumnElement[int]
-    count_alone: Select
-    grouped: bool  # driven by studies: rows come only once all are read
-
-
-def _candidate_stmt(db: Backend, q: SearchQuery, conds: list[ColumnElement[bool]],
-                    score: ColumnElement[int] | None = None) -> _Stmt:
-    """Patient records meeting ``conds`` and the query's other filters, with their score
-    and the date of their latest study among those meeting the study filters."""
-    study_conds = study_conditions(q)
-    where = list(conds)
-    if q.patient_id:
-        where.append(id_condition(db, q.patient_id, with_accession=False))
-    if q.birth_date:
-        where.append(Patient.birth_date == normalize_date(q.birth_date))
-    if q.nas:
-        where.append(Nas.name.in_(q.nas))
+def candidate_select(plan: Plan, *extra_where: ColumnElement[bool],
+                     lone: bool | None = None) -> Select:
+    """The plan's matching records, one row each, in the columns Candidate.from_row
+    reads."""
     cols = (Patient.id, Nas.name, Patient.patient_id, Patient.name_key, Patient.birth_date)
-    # Labelled: ORDER BY names it instead of computing it again.
-    score = (literal(0) if score is None else score).label("score")
-    alone = ~Patient.may_link
-    if study_conds:  # driven by the studies that qualify
-        joined = (select(*cols).join(Nas, Nas.id == Patient.nas_id)
-                  .join(Study, and_(Study.patient_pk == Patient.id, *study_conds))
-                  .where(*where))
-        latest = func.max(Study.study_date)
-        stmt = joined.add_columns(latest, score, Patient.may_link).group_by(
-            *cols, Patient.may_link)
-        count = joined.with_only_columns(func.count(Patient.id.distinct())).where(alone)
-        return _Stmt(stmt, latest, score, count, True)
-    # The patient's latest study is kept in its row (migration 0003): no seek per candidate.
-    stmt = (select(*cols, Patient.latest_study, score, Patient.may_link)
-            .join(Nas, Nas.id == Patient.nas_id).where(*where))
-    count = stmt.with_only_columns(func.count()).where(alone)
-    return _Stmt(stmt, Patient.latest_study, score, count, False)
+    shown = (Patient.patient_name, Patient.sex, Patient.may_link)
+    where = [*plan.patient_conditions(), *extra_where]
+    if lone is not None:
+        # Bare ``may_link`` (SQLite: "= 1") is the WHERE of ix_patient_flagged: a probe in
+        # that small index, not a read of the row, tells whether a record is flagged.
+        where.append(~Patient.may_link if lone else Patient.may_link)
+    score = plan.score().label("score")
+    base = select(*cols).join(Nas, Nas.id == Patient.nas_id)
+    if plan.by_study:  # driven by the studies that qualify; latest among them
+        latest = func.max(Study.study_date).label("latest")
+        return (base.join(Study, and_(Study.patient_pk == Patient.id,
+                                      *plan.study_conditions()))
+                .add_columns(latest, score, *shown).where(*where).group_by(*cols, *shown))
+    # The patient's latest study is kept in its row (migration 0003): no seek per record.
+    return base.add_columns(Patient.latest_study.label("latest"), score, *shown).where(*where)
 
 
-def candidates(conn: Connection, db: Backend, q: SearchQuery,
-               conds: list[ColumnElement[bool]]) -> list[Candidate]:
-    """Every candidate (the typo-tolerant pass filters them in Python)."""
-    stmt = _candidate_stmt(db, q, conds).select
-    return [Candidate(*row[:7]) for row in conn.execute(stmt).all()]
+def _rank_order(plan: Plan, score, latest, nas, patient_id, by_score: bool = True) -> list:
+    """Score, latest study (missing last), then NAS and Patient ID by code point, so that
+    the order is total and the same on both databases."""
+    db = plan.db
+    # A bare latest_study lets the database walk ix_patient_latest (it holds only
+    # YYYYMMDD dates, which sort alike in every collation); a study filter's latest is
+    # computed per query and may be any string.
+    latest_desc = (latest.desc().nulls_last() if not plan.by_study
+                   else db.bytes_order(func.coalesce(latest, "")).desc())
+    order = [latest_desc, db.bytes_order(nas), db.bytes_order(patient_id)]
+    return [score.desc(), *order] if by_score else order
 
 
-def exact_people(conn: Connection, db: Backend, q: SearchQuery,
-                 conds: list[ColumnElement[bool]], score: ColumnElement[int], first: int,
-                 names: NameIndex | None = None) -> tuple[list[list[Candidate]], int]:
-    """The best ``first`` people (at least), ranked, and the number of people matching.
+def _windowed(plan: Plan) -> Select:
+    """A bounded set of matches ranked in SQL: every flagged record, the best ``first``
+    lone ones in rank order, how many lone ones and how many in all."""
+    inner = candidate_select(plan)
+    sub = (inner if plan.by_study else inner.limit(COUNT_LIMIT + 1)).subquery()
+    c = sub.c
+    order = _rank_order(plan, c.score, c.latest, c.name, c.patient_id)
+    ranked = select(sub, func.count().filter(~c.may_link).over().label("n_lone"),
+                    func.count().over().label("n_all"),
+                    func.row_number().over(partition_by=c.may_link, order_by=order)
+                    .label("rn")).subquery()
+    page = ranked.c.rn <= bindparam("first", type_=Integer)
+    return (select(ranked).where(or_(ranked.c.may_link, page))
+            .order_by(ranked.c.may_link, ranked.c.rn))
 
-    Few candidates (at most SMALL) are read in one query. Else a record without
-    ``may_link``, a person on its own, is ranked by the database (in the order of
-    :func:`rank`), which hands over the best ``first``, so a fragment matching
-    thousands of patients sends a page, not thousands of rows; the flagged records come
-    in full and are grouped in Python. The best ``first`` people are among those groups
-    and the lone records read."""
-    c = _candidate_stmt(db, q, conds, score)
-    order = [c.score.desc(), db.bytes_order(func.coalesce(c.latest, "")).desc(),
-             db.bytes_order(Nas.name), db.bytes_order(Patient.patient_id)]
-    # One word may match thousands (count first, in the index); several words together
-    # rarely do (try the one query first, and spare the index a second AND of them).
-    bound = names.count(conn) if names is not None and not names.several else None
-    # Unordered and ungrouped, the query stops after SMALL + 1 rows: cheap to try.
-    if not c.grouped and (bound is None or bound <= SMALL):
-        rows = conn.execute(c.select.limit(SMALL + 1)).all()
-        if len(rows) <= SMALL:
-            people = group([Candidate(*row[:7]) for row in rows])
-            return rank(people, similar=False), len(people)
-    if names is not None and bound is None:
-        bound = names.count(conn)
-    # Bare ``may_link`` (SQLite: "= 1") is the WHERE of ix_patient_flagged: a probe in
-    # that small index, not a read of the row, tells whether a candidate is flagged.
-    flagged = [Candidate(*row[:7]) for row in conn.execute(c.select.where(Patient.may_link))]
-    n_alone = None
-    if names is not None and names.exact:
-        n_alone = bound - len(flagged)
-        if n_alone > first:  # rank only the best score class that fills the page
-            best = names.best_class(conn, [f.name_key for f in flagged], first)
-            c = _candidate_stmt(db, q, [best], score)
-    stmt = c.select.where(~Patient.may_link).order_by(*order).limit(first)
-    # A name the index only narrows (an inner wildcard: a regex per row on SQLite) is
-    # counted by the same scan that ranks it rather than by a second one.
-    counted = names is not None and n_alone is None
-    rows = conn.execute(stmt.add_columns(func.count().over()) if counted else stmt).all()
-    top = [Candidate(*row[:7]) for row in rows]
-    if counted:
-        n_alone = rows[0][-1] if rows else 0
-    elif n_alone is None:
-        n_alone = len(top) if len(top) < first else conn.scalar(c.count_alone)
-    linked = group(flagged)
-    return rank([[t] for t in top] + linked, similar=False), n_alone + len(linked)
+
+def _flagged(plan: Plan) -> Select:
+    return candidate_select(plan, lone=False).limit(FLAGGED_LIMIT + 1)
+
+
+def _lone_count(plan: Plan) -> Select:
+    inner = (candidate_select(plan, lone=True).with_only_columns(Patient.id)
+             .limit(COUNT_LIMIT + 1))
+    return select(func.count()).select_from(inner.subquery())
+
+
+def _lone_top(plan: Plan) -> Select:
+    stmt = candidate_select(plan, lone=True)
+    c = stmt.selected_columns
+    return stmt.order_by(*_rank_order(plan, c.score, Patient.latest_study, Nas.name,
+                                      Patient.patient_id)).limit(bindparam("first", type_=Integer))
+
+
+def _lone_class(score: int, bounded: bool) -> Callable[[Plan], Select]:
+    """The best lone records of one score class, latest first. ``bounded``: ranked from
+    at most COUNT_LIMIT + 1 of them (their number in ``n_all``); else from all, which
+    the database walks in ix_patient_latest, stopping after a page (the class is known
+    to be large: a sparse one would be walked from end to end)."""
+    def build(plan: Plan) -> Select:
+        stmt = candidate_select(plan, plan.class_condition(score), lone=True)
+        if not bounded:
+            return stmt.order_by(*_rank_order(
+                plan, None, Patient.latest_study, Nas.name, Patient.patient_id,
+                by_score=False)).limit(bindparam("first", type_=Integer))
+        sub = stmt.limit(COUNT_LIMIT + 1).subquery()
+        order = _rank_order(plan, None, sub.c.latest, sub.c.name, sub.c.patient_id,
+                            by_score=False)
+        return (select(sub, func.count().over().label("n_all")).order_by(*order)
+                .limit(bindparam("first", type_=Integer)))
+    return build
+
+
+def read(conn: Connection, plan: Plan, purpose: str, build: Callable[[Plan], Select],
+         **extra: object) -> list[Row]:
+    return conn.execute(plan.statement(purpose, build), plan.params | extra).all()
+
+
+def exact_people(conn: Connection, plan: Plan, first: int
+                 ) -> tuple[list[list[Candidate]], int, bool]:
+    """The best ``first`` people (at least), ranked; how many people match (counted up
+    to COUNT_LIMIT); and whether that count is exact."""
+    top, flagged, n_lone = (plan.db.native_people(conn, plan, first)
+                            or _found(conn, plan, first))
+    if len(flagged) > FLAGGED_LIMIT:  # a crowd of linked records: read every match
+        people = group([Candidate.from_row(r) for r in conn.execute(
+            plan.statement("all", candidate_select), plan.params)])
+        n = len(people)
+    else:
+        people = [[t] for t in top] + group(flagged)
+        n = n_lone + len(people) - len(top)
+    return rank(people, similar=False), min(n, COUNT_LIMIT), n <= COUNT_LIMIT
+
+
+def _found(conn: Connection, plan: Plan, first: int) -> Found:
+    rows = read(conn, plan, "windowed", _windowed, first=first)
+    n_all = rows[0].n_all if rows else 0
+    if plan.by_study or n_all <= COUNT_LIMIT:
+        cands = [Candidate.from_row(r) for r in rows]
+        return ([c for c in cands if not c.may_link], [c for c in cands if c.may_link],
+                rows[0].n_lone if rows else 0)
+    # Many: the flagged records whole, the lone ones counted and ranked by the database.
+    flagged = [Candidate.from_row(r) for r in read(conn, plan, "flagged", _flagged)]
+    if len(flagged) > FLAGGED_LIMIT:
+        return [], flagged, 0
+    count = conn.scalar(plan.statement("lone_count", _lone_count), plan.params)
+    if count <= COUNT_LIMIT:  # ranked whole, a sort of at most COUNT_LIMIT rows
+        rows = read(conn, plan, "lone_top", _lone_top, first=first)
+        return [Candidate.from_row(r) for r in rows], flagged, count
+    top: list[Candidate] = []
+    for score in plan.score_classes():
+        need = first - len(top)
+        rows = read(conn, plan, f"class{score}", _lone_class(score, True), first=need)
+        if rows and rows[0].n_all > COUNT_LIMIT:
+            rows = read(conn, plan, f"walk{score}", _lone_class(score, False), first=need)
+        top += [Candidate.from_row(r) for r in rows]
+        if len(top) >= first:
+            break
+    return top, flagged, count

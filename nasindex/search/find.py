@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from nasindex.search.backends import Backend, backend
-from nasindex.search.candidates import (
-    exact_people,
-    id_condition,
-    name_only,
-    score_expr,
-    study_conditions,
-)
-from nasindex.search.limits import TIME_LIMIT, Deadline, check_query
+from nasindex.search.backends import backend
+from nasindex.search.candidates import exact_people
+from nasindex.search.limits import COUNT_LIMIT, TIME_LIMIT, Deadline, check_query
 from nasindex.search.people import Candidate, group, link_reason, rank
+from nasindex.search.plan import Plan
 from nasindex.search.query import (
     PatientHit,
     PersonHit,
@@ -32,7 +27,8 @@ from nasindex.search.terms import MIN_FRAGMENT, NameTerm, parse_terms
 def search(engine: Engine, q: SearchQuery, *, scope: Scope,
            time_limit: float = TIME_LIMIT) -> SearchResult:
     """People matching ``q`` on the NAS devices of ``scope`` (None: all), best first, one
-    page of them (``limit``/``offset``).
+    page of them (``limit``/``offset``). People are ranked and counted up to
+    COUNT_LIMIT; ``total_exact`` is false when more match.
 
     QueryError if the query cannot be run as asked (limits.py says what is refused),
     SearchTimeout if it runs longer than ``time_limit`` seconds."""
@@ -44,35 +40,25 @@ def search(engine: Engine, q: SearchQuery, *, scope: Scope,
     terms = [] if ident else parse_terms(text)
     if visible is not None and not visible:  # nothing the caller may see
         return SearchResult([], 0, notes=_notes(q, terms, 0, 0))
-    # The scope narrows the NAS filter; the rest of the search sees one NAS filter.
-    inside = replace(q, nas=sorted(visible or ()))
+    first = min(q.offset + q.limit, COUNT_LIMIT)
     with engine.connect() as conn:
         db = backend(conn)
+        # The scope narrows the NAS filter: the rest of the search sees one NAS filter.
+        plan = Plan(db, replace(q, nas=sorted(visible or ())), terms, ident)
         with db.bounded(conn, deadline):
-            exact, n_exact = _exact(conn, db, inside, terms, ident)
-            similar_people: list[list[Candidate]] = []
+            exact, n_exact, counted = exact_people(conn, plan, first)
+            found: list[list[Candidate]] = []
             if q.fuzzy and terms and not n_exact:  # a fallback: only when nothing matched
                 deadline.check()
-                similar_people = rank(group(similar(conn, db, inside, terms, deadline)),
-                                      similar=True)
-            page = (exact + similar_people)[q.offset:q.offset + q.limit]
+                found = rank(group(similar(conn, plan, deadline)), similar=True)
+            page = (exact + found)[q.offset:first]
             deadline.check()
-            hits = load_patients(conn, [c.pk for g in page for c in g],
-                                 study_conditions(inside))
+            hits = load_patients(conn, [c for g in page for c in g], plan)
     persons = [_person(g, hits, n, n_exact) for n, g in enumerate(page, q.offset)]
-    return SearchResult([r for p in persons for r in p.records],
-                        n_exact + len(similar_people), persons, len(similar_people),
-                        _notes(q, terms, n_exact, len(similar_people)))
-
-
-def _exact(conn: Connection, db: Backend, q: SearchQuery, terms: list[NameTerm],
-           ident: str | None) -> tuple[list[list[Candidate]], int]:
-    """The best offset + limit people matching exactly, ranked; and how many match."""
-    conds = ([id_condition(db, ident, with_accession=True)] if ident
-             else db.name_conditions(terms))
-    names = db.name_index(terms, name_only(q)) if terms else None
-    return exact_people(conn, db, q, conds, score_expr(db, q, terms, ident),
-                        q.offset + q.limit, names)
+    total = min(n_exact + len(found), COUNT_LIMIT)
+    return SearchResult([r for p in persons for r in p.records], total, persons, len(found),
+                        _notes(q, terms, n_exact, len(found)),
+                        counted and n_exact + len(found) <= COUNT_LIMIT)
 
 
 def _person(group_: list[Candidate], hits: dict[int, PatientHit], n: int, n_exact: int
@@ -97,4 +83,7 @@ def _notes(q: SearchQuery, terms: list[NameTerm], exact: int, similar: int) -> l
         if q.modalities or q.date_from or q.date_to or q.nas or q.birth_date:
             tips.append("fewer filters")
         notes.append("No patient matches. Try " + ", ".join(tips) + ".")
+    if exact > COUNT_LIMIT:
+        notes.append(f"More than {COUNT_LIMIT:,} people match: the best {COUNT_LIMIT:,} are "
+                     "listed. Type more of the name, or add a filter.")
     return notes

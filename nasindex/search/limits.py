@@ -21,8 +21,10 @@ MAX_TEXT = 256  # characters of search text: a long DICOM name is well under it
 MAX_WORDS = 12  # name words ("maria del carmen garcia lopez" is five)
 MAX_VALUE = 64  # a Patient ID or accession number (DICOM LO: 64 characters)
 MAX_CHOICES = 32  # modalities or NAS devices in one filter
+COUNT_LIMIT = 1000  # people ranked and counted; past it ``total`` says "at least"
+FLAGGED_LIMIT = 3000  # records that may link, read whole; past it every match is read
 MAX_LIMIT = 500  # people on one page
-MAX_OFFSET = 10_000  # the first page that may be asked for starts below this
+MAX_OFFSET = COUNT_LIMIT - 1  # pages start within the people ranked
 TIME_LIMIT = 3.0  # seconds a search may run
 _TYPED_WHITESPACE = "\t\n\r"  # pasted text: separators like a space
 
@@ -56,8 +58,8 @@ def _check_paging(limit: object, offset: object) -> None:
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"The limit (people per page) must be between 1 and {MAX_LIMIT}.")
     if not 0 <= offset <= MAX_OFFSET:
-        raise QueryError(f"The offset must be between 0 and {MAX_OFFSET:,}: narrow the search "
-                         "instead of paging further.")
+        raise QueryError(f"The offset must be between 0 and {MAX_OFFSET:,}: a search lists "
+                         f"its best {COUNT_LIMIT:,} people; narrow it to see others.")
 
 
 def _check_text(text: str) -> None:

@@ -7,7 +7,7 @@ it, and a test holds the index's ``may_link`` triggers (migration 0003) to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_
@@ -28,6 +28,17 @@ class Candidate:
     latest: str | None
     score: int = 0
     distance: int = 0
+    patient_name: str = ""
+    sex: str | None = None
+    may_link: bool = False  # kept by the index: it may have a partner on another NAS
+
+    @classmethod
+    def from_row(cls, row: Sequence, score: int | None = None) -> Candidate:
+        """From a row (id, nas name, patient_id, name_key, birth_date, latest, score,
+        patient_name, sex, may_link, ...), with ``score`` instead of the row's if given."""
+        pk, nas, pid, key, birth, latest, row_score, name, sex, flag = row[:10]
+        return cls(pk, nas, pid, key, birth, latest, row_score if score is None else score,
+                   patient_name=name, sex=sex, may_link=bool(flag))
 
 
 @dataclass(frozen=True)
@@ -63,8 +74,9 @@ def partner_condition(record: Candidate) -> ColumnElement[bool]:
 
 
 def group(cands: list[Candidate]) -> list[list[Candidate]]:
-    """People: records on different NAS devices sharing a link key, joined transitively
-    (union-find)."""
+    """People: records that share a link key with a record on another NAS, joined
+    transitively (union-find). Every record holding a key found on two NAS devices or
+    more joins it, so the answer does not depend on the order of ``cands``."""
     parent = list(range(len(cands)))
 
     def find(i: int) -> int:
@@ -73,15 +85,16 @@ def group(cands: list[Candidate]) -> list[list[Candidate]]:
             i = parent[i]
         return i
 
-    first: list[dict[tuple[str, ...], int]] = [{} for _ in LINK_KEYS]
-    for i, c in enumerate(cands):
-        for key, seen in zip(LINK_KEYS, first, strict=True):
+    for key in LINK_KEYS:
+        holders: dict[tuple[str, ...], list[int]] = {}
+        for i, c in enumerate(cands):
             value = key.of(c)
-            if value is None:
-                continue
-            j = seen.setdefault(value, i)
-            if j != i and cands[j].nas != c.nas:
-                parent[find(i)] = find(j)
+            if value is not None:
+                holders.setdefault(value, []).append(i)
+        for same in holders.values():
+            if len({cands[i].nas for i in same}) > 1:
+                for i in same[1:]:
+                    parent[find(i)] = find(same[0])
     groups: dict[int, list[Candidate]] = {}
     for i, c in enumerate(cands):
         groups.setdefault(find(i), []).append(c)

@@ -78,10 +78,11 @@ class PersonHit:
 @dataclass
 class SearchResult:
     patients: list[PatientHit]  # the page's records, person by person (CLI JSON shape)
-    total: int  # people matching, exact and similar
+    total: int  # people matching, exact and similar, counted up to limits.COUNT_LIMIT
     persons: list[PersonHit] = field(default_factory=list)
     similar_total: int = 0  # of ``total``, people found only by the typo-tolerant pass
     notes: list[str] = field(default_factory=list)  # what the user should know
+    total_exact: bool = True  # false: more than ``total`` match (show "1,000+")
 
 
 def normalize_date(value: str | date | None, what: str = "date") -> str | None:

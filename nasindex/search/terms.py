@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import case, literal
+from sqlalchemy import String, and_, bindparam, case, literal, true
 from sqlalchemy.sql import ColumnElement
 
 from nasindex.index.models import Patient
@@ -46,28 +46,53 @@ class NameTerm:
         one part."""
         return self.kind == "wildcard" and bool(WILDCARDS.search(self.word.strip("*")))
 
-    def condition(self, db: Backend) -> ColumnElement[bool]:
-        """The exact rule on ``patient.name_key`` (parts between single spaces)."""
-        if self.inner_wildcard:  # a LIKE's '%' could run over a space
-            return db.wildcard_part(self.word)
-        if self.kind == "wildcard":
-            # Only leading/trailing '*': the same rule as a LIKE, no regex per row.
-            core = self.word.strip("*")
-            lead = "%" if self.word.startswith("*") else "% "
-            trail = "%" if self.word.endswith("*") else " %"
-            return Patient.name_key.like(f"{lead}{escape_like(core)}{trail}", escape="\\")
-        lead = "%" if self.kind == "fragment" else "% "
-        return Patient.name_key.like(f"{lead}{escape_like(self.word)}%", escape="\\")
+    @property
+    def shape(self) -> tuple[str, bool, int]:
+        """What its SQL looks like (its values are bound): statements are built once per
+        shape."""
+        return self.kind, self.inner_wildcard, len(self.fts_phrases())
 
-    def score_expr(self) -> ColumnElement[int]:
+    def condition(self, db: Backend, name: str) -> ColumnElement[bool]:
+        """The exact rule on ``patient.name_key`` (parts between single spaces), with
+        its values bound as ``{name}_*`` (:meth:`params`)."""
+        if self.inner_wildcard:  # a LIKE's '%' could run over a space
+            return db.wildcard_part(bindparam(f"{name}_rule", type_=String))
+        return _like(f"{name}_rule")
+
+    def params(self, db: Backend, name: str) -> dict[str, str]:
+        w = escape_like(self.word)
+        if self.inner_wildcard:
+            rule = db.wildcard_value(self.word)
+        elif self.kind == "wildcard":  # only leading/trailing '*': the rule is a LIKE
+            core = escape_like(self.word.strip("*"))
+            rule = (("%" if self.word.startswith("*") else "% ") + core
+                    + ("%" if self.word.endswith("*") else " %"))
+        else:
+            rule = ("%" if self.kind == "fragment" else "% ") + w + "%"
+        values = {f"{name}_rule": rule}
+        if self.kind != "wildcard":
+            values |= {f"{name}_whole": f"% {w} %", f"{name}_start": f"% {w}%"}
+        return values
+
+    def score_expr(self, name: str) -> ColumnElement[int]:
         """:meth:`score` in SQL, for a name that is known to match this term."""
         if self.kind == "wildcard":
             return literal(2)
-        w = escape_like(self.word)
-        whole = Patient.name_key.like(f"% {w} %", escape="\\")
         if self.kind == "prefix":
-            return case((whole, 3), else_=2)
-        return case((whole, 3), (Patient.name_key.like(f"% {w}%", escape="\\"), 2), else_=1)
+            return case((_like(f"{name}_whole"), 3), else_=2)
+        return case((_like(f"{name}_whole"), 3), (_like(f"{name}_start"), 2), else_=1)
+
+    def scores(self) -> tuple[int, ...]:
+        """The scores it can give a match, best first."""
+        return {"wildcard": (2,), "prefix": (3, 2), "fragment": (3, 2, 1)}[self.kind]
+
+    def class_condition(self, name: str, score: int) -> ColumnElement[bool]:
+        """The matches that score ``score``, as LIKEs a planner can estimate (a CASE it
+        cannot: PostgreSQL took a dense class for a rare one and sorted all of it)."""
+        if self.kind == "wildcard":
+            return true()
+        whole, start = _like(f"{name}_whole"), _like(f"{name}_start")
+        return {3: whole, 2: and_(start, ~whole), 1: ~start}[score]
 
     def fts_exact(self) -> bool:
         """True when the trigram index's match is the rule itself (a substring of the
@@ -102,6 +127,10 @@ def parse_terms(text: str) -> list[NameTerm]:
     """The name terms of typed text. A word of ``*`` alone matches any part, so it is
     left out; ``?`` stays: ``??`` is a part of exactly two characters."""
     return [NameTerm.parse(w) for w in name_words(text) if w.strip("*")]
+
+
+def _like(param: str) -> ColumnElement[bool]:
+    return Patient.name_key.like(bindparam(param), escape="\\")
 
 
 def escape_like(word: str, escape: str = "\\") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Connection
 
-from nasindex.search.backends.base import Backend, NameIndex
+from nasindex.search.backends.base import Backend
 from nasindex.search.backends.postgresql import PostgresBackend
 from nasindex.search.backends.sqlite import SqliteBackend
 
@@ -20,4 +20,4 @@ def backend(conn: Connection) -> Backend:
                                   "(SQLite or PostgreSQL)") from None
 
 
-__all__ = ["Backend", "NameIndex", "backend"]
+__all__ = ["Backend", "backend"]

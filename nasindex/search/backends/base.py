@@ -1,14 +1,16 @@
 """What differs between the databases the index may live on: one object per backend.
 
 Search builds the same rules on both; a backend says how its database finds them fast
-(which index serves a name fragment, a Patient ID prefix) and how it orders strings.
+(which index serves a name fragment, a Patient ID prefix), how it orders strings, how a
+statement is stopped at a deadline, and, where its index can, counts and ranks a name by
+itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
@@ -16,35 +18,15 @@ from sqlalchemy.sql import ColumnElement
 from nasindex.search.limits import Deadline
 from nasindex.search.terms import NameTerm
 
-
-@dataclass(frozen=True)
-class NameIndex:
-    """A name search the database's substring index counts by itself (SQLite FTS5):
-    ``count`` and ``best_class`` without reading a patient row. ``exact``: its matches
-    are exactly the candidates (the name is the whole filter and the index's match is
-    the rule); ``several``: more than one phrase."""
-
-    exact: bool
-    several: bool
-
-    def count(self, conn: Connection) -> int:
-        raise NotImplementedError
-
-    def best_class(self, conn: Connection, flagged_keys: list[str], first: int
-                   ) -> ColumnElement[bool] | None:
-        """The condition of the best score class holding ``first`` lone records, or None
-        for every match (see the SQLite backend)."""
-        raise NotImplementedError
+if TYPE_CHECKING:
+    from nasindex.search.people import Candidate
+    from nasindex.search.plan import Plan
 
 
 class Backend:
     """The database-specific parts of search. Subclasses: one per SQLAlchemy dialect."""
 
     dialect: str
-
-    def id_prefix(self, value: str) -> ColumnElement[bool]:
-        """Patient ID starts with ``value`` (equal included), served by an index."""
-        raise NotImplementedError
 
     @contextmanager
     def bounded(self, conn: Connection, deadline: Deadline) -> Iterator[None]:
@@ -53,18 +35,30 @@ class Backend:
         raise NotImplementedError
         yield
 
-    def wildcard_part(self, word: str) -> ColumnElement[bool]:
-        """Some part of ``patient.name_key`` matches ``word`` (with ``*`` or ``?`` inside)
-        as a whole, in time linear in the name (never a backtracking matcher)."""
+    def wildcard_part(self, value: ColumnElement[str]) -> ColumnElement[bool]:
+        """Some part of ``patient.name_key`` matches a word with ``*`` or ``?`` inside
+        (bound as :meth:`wildcard_value`) as a whole, in time linear in the name (never a
+        backtracking matcher)."""
+        raise NotImplementedError
+
+    def wildcard_value(self, word: str) -> str:
+        raise NotImplementedError
+
+    def id_prefix(self, name: str) -> ColumnElement[bool]:
+        """Patient ID starts with the value bound by :meth:`id_prefix_params` (equal
+        included), served by an index."""
+        raise NotImplementedError
+
+    def id_prefix_params(self, name: str, value: str) -> dict[str, str]:
         raise NotImplementedError
 
     def name_conditions(self, terms: list[NameTerm]) -> list[ColumnElement[bool]]:
-        """Every term's exact rule, plus what lets the substring index narrow first."""
+        """Every term's exact rule, plus what lets the substring index narrow first
+        (values bound by the terms' params and :meth:`name_params`)."""
         raise NotImplementedError
 
-    def name_index(self, terms: list[NameTerm], name_only: bool) -> NameIndex | None:
-        """The count-in-the-index view of a name search, where the database has one."""
-        return None
+    def name_params(self, terms: list[NameTerm]) -> dict[str, str]:
+        return {}
 
     def any_trigram(self, groups: list[list[str]]) -> list[ColumnElement[bool]]:
         """Names holding one trigram of each group (the similar-names pass narrows by it)."""
@@ -73,3 +67,10 @@ class Backend:
     def bytes_order(self, expr: ColumnElement) -> ColumnElement:
         """``expr`` ordered by code point, as Python compares strings."""
         return expr
+
+    def native_people(self, conn: Connection, plan: Plan, first: int
+                      ) -> tuple[list[Candidate], list[Candidate], int] | None:
+        """When the database's own index can tell: the best ``first`` records that may
+        not link (ranked), every record that may, and how many of the first kind there
+        are (up to COUNT_LIMIT + 1). Else None."""
+        return None

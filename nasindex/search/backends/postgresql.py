@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
@@ -19,8 +19,14 @@ from nasindex.search.terms import NameTerm, escape_like, wildcard_regex
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement stopped by statement_timeout
 
 
-def _contains(s: str) -> ColumnElement[bool]:
-    return Patient.name_key.like(f"%{escape_like(s)}%", escape="\\")
+def _contains(value) -> ColumnElement[bool]:
+    return Patient.name_key.like(value, escape="\\")
+
+
+def _runs(terms: list[NameTerm]) -> list[tuple[str, str]]:
+    """(parameter, LIKE pattern) of each literal run of each wildcard term."""
+    return [(f"t{i}_run{j}", f"%{escape_like(run)}%") for i, t in enumerate(terms)
+            if t.kind == "wildcard" for j, run in enumerate(t.fts_phrases())]
 
 
 class PostgresBackend(Backend):
@@ -38,21 +44,31 @@ class PostgresBackend(Backend):
                 raise deadline.error() from None
             raise
 
-    def wildcard_part(self, word: str) -> ColumnElement[bool]:
+    def wildcard_part(self, value: ColumnElement[str]) -> ColumnElement[bool]:
         # PostgreSQL's regular expressions run as automata, without backtracking.
-        return Patient.name_key.regexp_match(f" {wildcard_regex(word)} ")
+        return Patient.name_key.regexp_match(value)
 
-    def id_prefix(self, value: str) -> ColumnElement[bool]:
-        return Patient.patient_id.like(f"{escape_like(value)}%", escape="\\")
+    def wildcard_value(self, word: str) -> str:
+        return f" {wildcard_regex(word)} "
+
+    def id_prefix(self, name: str) -> ColumnElement[bool]:
+        # Served by the text_pattern_ops index.
+        return Patient.patient_id.like(bindparam(f"{name}_like"), escape="\\")
+
+    def id_prefix_params(self, name: str, value: str) -> dict[str, str]:
+        return {f"{name}_like": f"{escape_like(value)}%"}
 
     def name_conditions(self, terms: list[NameTerm]) -> list[ColumnElement[bool]]:
         # A LIKE on the literal runs of a wildcard lets the planner pick the trigram
         # index, which it does not for the regular expression alone.
-        return [t.condition(self) for t in terms] + [
-            _contains(p) for t in terms if t.kind == "wildcard" for p in t.fts_phrases()]
+        return [t.condition(self, f"t{i}") for i, t in enumerate(terms)] + [
+            _contains(bindparam(name)) for name, _ in _runs(terms)]
+
+    def name_params(self, terms: list[NameTerm]) -> dict[str, str]:
+        return dict(_runs(terms))
 
     def any_trigram(self, groups: list[list[str]]) -> list[ColumnElement[bool]]:
-        return [or_(*(_contains(t) for t in g)) for g in groups]
+        return [or_(*(_contains(f"%{escape_like(t)}%") for t in g)) for g in groups]
 
     def bytes_order(self, expr: ColumnElement) -> ColumnElement:
         # Its default collation orders by language rules; "C" compares code points.

@@ -57,31 +57,31 @@ STUDY_CHANGED = ("NEW.study_date IS NOT OLD.study_date OR NEW.patient_pk <> OLD.
 PATIENT_CHANGED = ("NEW.name_key IS NOT OLD.name_key OR NEW.birth_date IS NOT OLD.birth_date")
 
 
-def _sqlite_up() -> list[str]:
+def _sqlite_up(latest: str = LATEST) -> list[str]:
     link = "; ".join(s.format(T=1, F=0) for s in LINK)
     return [
         f"CREATE TRIGGER study_latest_ai AFTER INSERT ON study BEGIN "
-        f"{LATEST.format(pks='NEW.patient_pk')}; END",
+        f"{latest.format(pks='NEW.patient_pk')}; END",
         f"CREATE TRIGGER study_latest_au AFTER UPDATE OF study_date, patient_pk ON study "
-        f"WHEN {STUDY_CHANGED} BEGIN {LATEST.format(pks='NEW.patient_pk, OLD.patient_pk')}; END",
+        f"WHEN {STUDY_CHANGED} BEGIN {latest.format(pks='NEW.patient_pk, OLD.patient_pk')}; END",
         f"CREATE TRIGGER study_latest_ad AFTER DELETE ON study BEGIN "
-        f"{LATEST.format(pks='OLD.patient_pk')}; END",
+        f"{latest.format(pks='OLD.patient_pk')}; END",
         f"CREATE TRIGGER patient_link_ai AFTER INSERT ON patient BEGIN {link}; END",
         f"CREATE TRIGGER patient_link_au AFTER UPDATE OF name_key, birth_date ON patient "
         f"WHEN {PATIENT_CHANGED} BEGIN {link}; END",
     ]
 
 
-def _postgres_up() -> list[str]:
+def _postgres_up(latest: str = LATEST) -> list[str]:
     link = "; ".join(s.format(T="true", F="false") for s in LINK)
     return [
         f"""CREATE FUNCTION nasindex_study_latest() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
               IF TG_OP IN ('INSERT', 'UPDATE') THEN
-                {LATEST.format(pks='NEW.patient_pk')};
+                {latest.format(pks='NEW.patient_pk')};
               END IF;
               IF TG_OP IN ('UPDATE', 'DELETE') THEN
-                {LATEST.format(pks='OLD.patient_pk')};
+                {latest.format(pks='OLD.patient_pk')};
               END IF;
               RETURN NULL;
             END $$""",
