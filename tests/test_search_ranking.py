@@ -134,6 +134,7 @@ def test_big_results_are_counted_and_paged_exactly(crowd):
         got = [[(r.nas, r.patient_id) for r in p.records] for p in result.persons]
         page, total, exact = _expected(records, q, scope)
         assert (got, result.total, result.total_exact) == (page, total, exact), (q, scope)
+        assert any("More than 1,000" in n for n in result.notes) == (not exact)
         counted.add(result.total_exact)
         linked |= {len(p.records) > 1 for p in result.persons}
     # The crowd takes every path: few matches, many, more than are counted; linked people.

@@ -56,9 +56,9 @@ def search(engine: Engine, q: SearchQuery, *, scope: Scope,
             hits = load_patients(conn, [c for g in page for c in g], plan)
     persons = [_person(g, hits, n, n_exact) for n, g in enumerate(page, q.offset)]
     total = min(n_exact + len(found), COUNT_LIMIT)
+    exact_total = counted and n_exact + len(found) <= COUNT_LIMIT
     return SearchResult([r for p in persons for r in p.records], total, persons, len(found),
-                        _notes(q, terms, n_exact, len(found)),
-                        counted and n_exact + len(found) <= COUNT_LIMIT)
+                        _notes(q, terms, n_exact, len(found), exact_total), exact_total)
 
 
 def _person(group_: list[Candidate], hits: dict[int, PatientHit], n: int, n_exact: int
@@ -71,7 +71,8 @@ def _person(group_: list[Candidate], hits: dict[int, PatientHit], n: int, n_exac
     return PersonHit(records, match, reason)
 
 
-def _notes(q: SearchQuery, terms: list[NameTerm], exact: int, similar: int) -> list[str]:
+def _notes(q: SearchQuery, terms: list[NameTerm], exact: int, similar: int,
+           counted: bool = True) -> list[str]:
     notes = []
     if similar:
         notes.append(f"{similar} similar name(s) added after the exact matches "
@@ -83,7 +84,7 @@ def _notes(q: SearchQuery, terms: list[NameTerm], exact: int, similar: int) -> l
         if q.modalities or q.date_from or q.date_to or q.nas or q.birth_date:
             tips.append("fewer filters")
         notes.append("No patient matches. Try " + ", ".join(tips) + ".")
-    if exact > COUNT_LIMIT:
+    if not counted:
         notes.append(f"More than {COUNT_LIMIT:,} people match: the best {COUNT_LIMIT:,} are "
                      "listed. Type more of the name, or add a filter.")
     return notes
