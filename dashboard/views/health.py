@@ -21,7 +21,7 @@ from dash_text import md
 
 from nasindex.access.principal import ADMIN
 from nasindex.config import NasSettings
-from nasindex.health import reachable
+from nasindex.health import MEANINGFUL_RUN_FILES, reachable
 from nasindex.ops.catalog import flow_run_url
 from nasindex.registry import registry
 
