@@ -18,7 +18,8 @@ from nasindex.errors import ConfigError
 
 DEFAULT_CONFIG = "nasindex.toml"
 CORE_NAS_KEYS = {"type", "root", "display_root", "sync_minutes", "settle_seconds",
-                 "max_missing_fraction", "workers", "batch_size", "secret_blocks"}
+                 "max_missing_fraction", "workers", "batch_size", "secret_blocks",
+                 "io_timeout_seconds"}
 
 
 class IndexSettings(BaseModel):
@@ -92,6 +93,9 @@ class NasSettings(BaseModel):
     max_missing_fraction: float = Field(0.2, ge=0, le=1)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     batch_size: int = Field(500, ge=1)
+    # A NAS call (listing, reading, the database) that shows no progress for this long
+    # fails the run, naming the NAS, instead of hanging on a stalled share or server.
+    io_timeout_seconds: float = Field(120, gt=0)
     # Environment variable -> Prefect Secret block: flows export the secret into the
     # variable (e.g. the one `password_env` names) before the NAS is opened.
     secret_blocks: dict[str, str] = {}

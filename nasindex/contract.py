@@ -14,7 +14,8 @@ Instances must be picklable: ``read`` runs in worker processes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -120,6 +121,24 @@ class ScanResult:
     skipped: list[ItemFailure] = field(default_factory=list)
     ordered: bool = False
     failures: list[ItemFailure] = field(default_factory=list)
+
+
+_progress = threading.local()
+
+
+def progress() -> None:
+    """Tell the engine that a long NAS call is still working: call it per file read,
+    per chunk of a large file or of database rows. The engine fails a run whose NAS
+    calls show no progress for ``io_timeout_seconds`` (a stalled share or database
+    server) instead of hanging; outside such a call this does nothing."""
+    beat = getattr(_progress, "beat", None)
+    if beat is not None:
+        beat()
+
+
+def set_progress_hook(beat: Callable[[], None] | None) -> None:
+    """What :func:`progress` calls in the current thread (the engine sets it)."""
+    _progress.beat = beat
 
 
 class NasOptions(BaseModel):

@@ -23,6 +23,7 @@ from nasindex.index.models import (
     RunStatus,
     Study,
 )
+from nasindex.runlock import lock_held
 from nasindex.search.scope import Scope, nas_id_in
 
 RUN_FIELDS = ("kind", "status", *RUN_COUNTS, "message", "flow_run_id")
@@ -60,7 +61,7 @@ def nas_status(engine: Engine, *, scope: Scope) -> list[dict[str, Any]]:
                 "patients": patients.get(nas.id, 0), "studies": studies.get(nas.id, 0),
                 "instances": present.get(nas.id, 0), "missing": missing.get(nas.id, 0),
                 "errors": errors.get(nas.id, 0),
-                "last_run": _run_dict(_last_run(conn, nas.id)),
+                "last_run": _run_dict(_last_run(conn, nas.id), engine, nas.name),
                 "last_success": _run_dict(_last_run(conn, nas.id, RunStatus.SUCCEEDED)),
             })
     return result
@@ -75,12 +76,24 @@ def _last_run(conn, nas_pk: int, status: str | None = None) -> IndexRun | None:
     return row[0] if row else None
 
 
-def _run_dict(run: IndexRun | None) -> dict[str, Any] | None:
+# What a record left "running" by a process that died (SIGKILL, power loss) shows: its
+# NAS's run lock is free, so no run is going (the next run also marks it in the index).
+DEAD_RUN = ("interrupted", "the run's process ended without recording its end (killed?); "
+            "what it committed is kept and the next run goes on from there")
+
+
+def _run_dict(run: IndexRun | None, engine: Engine | None = None, nas: str | None = None
+              ) -> dict[str, Any] | None:
+    """A run record as the CLI and the dashboard show it; with ``engine`` and ``nas``, a
+    ``running`` record whose run is dead shows as interrupted."""
     if run is None:
         return None
     seconds = ((run.ended_at - run.started_at).total_seconds()
                if run.ended_at and run.started_at else None)
-    return {"id": run.id, **{f: getattr(run, f) for f in RUN_FIELDS},
+    fields = {f: getattr(run, f) for f in RUN_FIELDS}
+    if run.status == "running" and engine is not None and not lock_held(engine, nas):
+        fields["status"], fields["message"] = DEAD_RUN
+    return {"id": run.id, **fields,
             "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
             "seconds": seconds, "files_read": _files_read(run),
             "files_per_second": round(_files_read(run) / seconds, 1) if seconds else None}
@@ -106,7 +119,7 @@ def recent_runs(engine: Engine, nas: str | None = None, limit: int = 200, *, sco
     if nas:
         stmt = stmt.where(Nas.name == nas)
     with Session(engine) as conn:
-        return [{"nas": name, **_run_dict(run)} for run, name in conn.execute(stmt)]
+        return [{"nas": name, **_run_dict(run, engine, name)} for run, name in conn.execute(stmt)]
 
 
 def error_list(engine: Engine, nas: str | None = None, limit: int = 500, *, scope: Scope

@@ -18,6 +18,7 @@ from nasindex.contract import (
     NasOptions,
     NasType,
     ScanResult,
+    progress,
 )
 from nasindex.demo import DemoPatient, DemoSeries, DemoStudy, make_phantom, phantom_slice
 from nasindex.errors import ConfigError, NasIndexError, NasUnavailable
@@ -27,6 +28,8 @@ from nasindex.registry import open_nas
 __all__ = [
     # the contract
     "NasType", "NasOptions", "Fingerprint", "ScanResult", "InstanceRecord", "ItemFailure",
+    # tell the engine a long call (a large file, many database rows) is still working
+    "progress",
     # errors a NAS type raises: messages name the cause and the fix, never PHI
     "NasUnavailable", "ConfigError", "NasIndexError",
     # a plugin's own commands: the config of the running command, a configured NAS

@@ -6,16 +6,11 @@ converges when it is run again.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from pathlib import Path
 
 from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,7 +18,6 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 
 from nasindex.config import NasSettings
 from nasindex.contract import InstanceRecord, ItemFailure
-from nasindex.errors import RunInProgress
 from nasindex.index.models import (
     IndexRun,
     Instance,
@@ -386,33 +380,3 @@ def count_present(engine: Engine, nas_pk: int) -> int:
     with engine.connect() as conn:
         return conn.scalar(select(func.count()).select_from(Instance).where(
             Instance.nas_id == nas_pk, Instance.missing_since.is_(None))) or 0
-
-
-@contextmanager
-def run_lock(engine: Engine, nas_name: str) -> Iterator[None]:
-    """One run per NAS at a time; the lock dies with its process, so a killed run
-    never blocks the rerun. PostgreSQL: a session advisory lock; SQLite: flock."""
-    if engine.dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.blake2b(nas_name.encode(), digest_size=8).digest(),
-                             "big", signed=True)
-        with engine.connect() as conn:
-            if not conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
-                raise RunInProgress(f"Another run of NAS {nas_name!r} is in progress; "
-                                    "this one was not started.")
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        return
-    db_path = engine.url.database or "memory"
-    lock_path = Path(f"{db_path}.{hashlib.sha1(nas_name.encode()).hexdigest()[:12]}.lock")
-    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunInProgress(f"Another run of NAS {nas_name!r} is in progress; "
-                                "this one was not started.") from None
-        yield
-    finally:
-        os.close(fd)

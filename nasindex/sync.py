@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.forkserver
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Any
@@ -28,6 +30,10 @@ from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
 from nasindex.errors import NasIndexError, UnsafeSync
 from nasindex.guards import ListingShield, ReadGuard, listing_note
 from nasindex.index.models import RUN_COUNTS, RunCounts, RunKind, RunStatus, Study, utcnow
+from nasindex.limits import fit
+from nasindex.runlock import run_lock
+from nasindex.stopping import StopSignals, stop_pool, worker_init
+from nasindex.watch import POLL, Watch, set_beat
 
 IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
 CHUNK = 50  # items per task sent to a worker process
@@ -109,47 +115,72 @@ class SyncRun:
         self._next_batch: dict[tuple[str, int], Sequence[Fingerprint]] = {}
         self._batch_start: dict[tuple[str, int], int] = {}
         self._reads = ReadGuard(nas.nas_id)
+        self._watch = Watch(nas.nas_id, nas_settings.io_timeout_seconds)
+        self._signals = StopSignals()
+        self._beat: Any = None  # the worker processes' last sign of progress (shared)
+        self._done_at = 0.0  # when a worker's task last finished
         self._ahead: dict[tuple[str, int], list[Future]] = {}
         self._lock = None
         self._started = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> SyncRun:
-        self._lock = store.run_lock(self.engine, self.nas_settings.id)
-        self._lock.__enter__()
+        # Stop signals first: a NAS type's library that installs handlers of its own
+        # when it opens (the Firebird client) then calls ours instead of swallowing them.
+        self._signals.__enter__()
+        self._lock = run_lock(self.engine, self.nas_settings.id)
         try:
-            self.nas_pk = store.ensure_nas(self.engine, self.nas_settings)
-            self.summary.run_id = store.start_run(self.engine, self.nas_pk, self.kind.value,
-                                                  self.flow_run_id)
+            self._lock.__enter__()
+            try:
+                self.nas_pk = store.ensure_nas(self.engine, self.nas_settings)
+                self.summary.run_id = store.start_run(self.engine, self.nas_pk,
+                                                      self.kind.value, self.flow_run_id)
+            except BaseException:
+                self._lock.__exit__(None, None, None)
+                raise
         except BaseException:
-            self._lock.__exit__(None, None, None)
+            self._signals.restore()
             raise
         self._started = time.perf_counter()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        stopped = self._signals.received
         try:
-            if self._pool is not None:
-                self._pool.shutdown(cancel_futures=True)
-            if exc is not None:
-                self.summary.status = RunStatus.FAILED
-                self.summary.message = _operator_message(exc)
-                if self._reads.tripped:  # read again by the next run, not after a delay
-                    store.forget_errors(self.engine, self.nas_pk, self._reads.io_failed)
-            elif self.summary.status == RunStatus.RUNNING:
-                self.summary.status = RunStatus.SUCCEEDED
-                if self.plan_ is not None and self.plan_.failures:
-                    self.summary.message = listing_note(self.plan_.failures)
+            if self._pool is not None:  # a failed or stopped run wants no more reads
+                stop_pool(self._pool, kill=exc is not None or stopped is not None)
+            self._conclude(exc, stopped)
             self.summary.seconds = time.perf_counter() - self._started
             store.finish_run(self.engine, self.summary.run_id, self.summary.status,
                              self.summary.message, self.summary.counts())
         finally:
             self._lock.__exit__(None, None, None)
+            if stopped is not None:
+                self._signals.pass_on()  # now do what the signal was meant to do
+            self._signals.restore()
+
+    def _conclude(self, exc: BaseException | None, stopped: int | None) -> None:
+        """The run's status and message, and what a failed run undoes."""
+        s = self.summary
+        if stopped is not None:
+            s.status = RunStatus.INTERRUPTED
+            s.message = (f"stopped by {signal_name(stopped)}; what it committed is kept and "
+                         "the next run goes on from there")
+        elif exc is not None:
+            s.status = RunStatus.FAILED
+            s.message = _operator_message(exc)
+        elif s.status == RunStatus.RUNNING:
+            s.status = RunStatus.SUCCEEDED
+            if self.plan_ is not None and self.plan_.failures:
+                s.message = listing_note(self.plan_.failures)
+        if s.status != RunStatus.SUCCEEDED and self._reads.tripped:
+            # The share went away: its items are read again by the next run at once.
+            store.forget_errors(self.engine, self.nas_pk, self._reads.io_failed)
 
     # -- steps -----------------------------------------------------------------------
     def plan(self) -> SyncPlan:
         """Check the NAS, list it and diff against the index. Writes nothing."""
-        self.nas.check()
+        self._watch.call("checking that it can be read", self.nas.check)
         if self.kind == RunKind.FULL and self.nas_settings.workers > 1:
             # A full run reads everything: start the fork server now, so that it imports
             # what the workers need while the NAS is listed, instead of the first submit
@@ -158,7 +189,9 @@ class SyncRun:
             multiprocessing.forkserver.ensure_running()
         full = self.kind == RunKind.FULL
         cursor = None if full else store.get_cursor(self.engine, self.nas_pk)
-        scan = self.nas.scan(cursor)
+        scan = self._watch.call("listing it", self.nas.scan, cursor)
+        if not isinstance(scan.items, list | tuple):  # a lazy listing: watched item by item
+            scan.items = self._watch.iterate("listing it", scan.items)
         errors = store.known_errors(self.engine, self.nas_pk)
         unlisted = _Unlisted()
         if scan.ordered:
@@ -259,7 +292,7 @@ class SyncRun:
         by_key = {fp.key: fp for fp in batch}
         outcomes = [_with_fingerprint(o, by_key[o.key]) if isinstance(o, ItemFailure) else o
                     for o in outcomes]
-        self._reads.check(outcomes, self.nas)
+        self._reads.check(outcomes, self.nas, self._watch)
         fresh = self._new_studies(o for o in outcomes if isinstance(o, InstanceRecord))
         new, changed = self._committed_kinds(batch, outcomes)
         counts = store.write_batch(self.engine, self.nas_pk, outcomes, self.summary.run_id,
@@ -304,7 +337,7 @@ class SyncRun:
     def _read(self, batch: Sequence[Fingerprint]) -> Iterator[InstanceRecord | ItemFailure]:
         workers = self.nas_settings.workers
         if workers == 1 or len(self._require_plan().to_read) < IN_PROCESS_BELOW:
-            yield from self.nas.read(batch)
+            yield from self._watch.call("reading files", read_fitted, self.nas, batch)
             return
         pool = self._get_pool(workers)
         futures = self._ahead.pop(_batch_id(batch), None) or self._submit(pool, batch)
@@ -316,15 +349,30 @@ class SyncRun:
         if following is not None and _batch_id(following) not in self._ahead:
             self._ahead = {_batch_id(following): self._submit(pool, following)}
         for fut in futures:
-            yield from fut.result()
+            yield from self._result(fut)
+
+    def _result(self, fut: Future) -> list[InstanceRecord | ItemFailure]:
+        """A worker's result; NasUnavailable when no worker made progress (a file read,
+        a task done) for io_timeout_seconds: the share stalled under them."""
+        while not wait([fut], POLL).done:
+            last = max(self._beat.value, self._done_at)
+            if time.monotonic() - last > self._watch.timeout:
+                raise self._watch.stalled("reading files")
+        self._done_at = time.monotonic()
+        return fut.result()
 
     def _submit(self, pool: ProcessPoolExecutor, batch: Sequence[Fingerprint]) -> list[Future]:
-        return [pool.submit(self.nas.read, batch[i:i + CHUNK])
+        return [pool.submit(read_fitted, self.nas, batch[i:i + CHUNK])
                 for i in range(0, len(batch), CHUNK)]
 
     def _get_pool(self, workers: int) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(workers, mp_context=_worker_context(self.nas))
+            context = _worker_context(self.nas)
+            self._beat = context.Value("d", time.monotonic(), lock=False)
+            self._done_at = time.monotonic()
+            self._pool = ProcessPoolExecutor(workers, mp_context=context,
+                                             initializer=_init_worker,
+                                             initargs=(os.getpid(), self._beat))
         return self._pool
 
     def reconcile(self) -> None:
@@ -414,6 +462,22 @@ def _worker_modules(nas: NasType) -> list[str]:
                  } if main is not None else set()
     wanted = {type(nas).__module__, *from_main} - {None, "__main__", "builtins"}
     return sorted({*(m for m in wanted if m in sys.modules), *nas.worker_modules})
+
+
+def read_fitted(nas: NasType, batch: Sequence[Fingerprint]
+                ) -> list[InstanceRecord | ItemFailure]:
+    """What a worker (or the run itself) does with a batch: read it, and make each
+    outcome fit for the index right there (a 10 MB name is cut before it travels)."""
+    return [fit(o) for o in nas.read(batch)]
+
+
+def _init_worker(run_pid: int, beat: Any) -> None:
+    worker_init(run_pid)
+    set_beat(lambda: setattr(beat, "value", time.monotonic()))
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
 
 
 def _with_fingerprint(failure: ItemFailure, fp: Fingerprint) -> ItemFailure:

@@ -3,12 +3,14 @@
 # Firebird engine (embedded + server, for the PACS NAS type and its tests), OpenJPEG
 # (JPEG 2000 previews through glymur), Chromium (the dashboard's browser test),
 # PostgreSQL (the at-scale index and its tests), rsyslog with its TLS driver and openssl
-# (the audit repository the ATNA tests send to, over TCP, UDP and TLS) and Node.js with npm (the OpenID Connect provider of the login tests).
+# (the audit repository the ATNA tests send to, over TCP, UDP and TLS) and Node.js with npm (the OpenID Connect provider of the login tests) and libfuse3
+# (the tests' stalling file system).
 # Safe to run again: it skips what is there.
 set -euo pipefail
 
 PACKAGES=(firebird3.0-server-core firebird3.0-server firebird3.0-utils libfbclient2
-          libopenjp2-7 chromium postgresql rsyslog rsyslog-openssl openssl)
+          libopenjp2-7 chromium postgresql rsyslog rsyslog-openssl openssl
+          libfuse3-3)
 
 if ! command -v uv >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/uv" ]; then
   echo "installing uv" >&2

@@ -29,7 +29,7 @@ from nasindex.demo import demo_patients
 from nasindex.errors import NasUnavailable
 from nasindex.health import recent_runs
 from nasindex.index.db import get_engine, migrate
-from nasindex.store import run_lock
+from nasindex.runlock import run_lock
 from support import age, write_config, write_tree
 
 pytestmark = pytest.mark.slow

@@ -172,7 +172,7 @@ def test_killed_run_converges_when_rerun(tmp_path: Path) -> None:
 
 
 def test_two_runs_of_one_nas_never_overlap(settings, engine):
-    from nasindex.store import RunInProgress, run_lock
+    from nasindex.runlock import RunInProgress, run_lock
 
     with run_lock(engine, "ct"), pytest.raises(RunInProgress, match="'ct'"):
         run_nas(settings, "ct", "incremental")

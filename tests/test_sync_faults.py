@@ -194,3 +194,20 @@ def test_unlistable_folder_tombstones_nothing_and_is_reported(tmp_path: Path) ->
 
     again = run_nas(s, "ct", "incremental")  # listable again: the error row goes
     assert again.missing == 0 and folder not in _errors(s)
+
+
+def test_a_large_file_that_is_not_dicom_is_never_read_whole(tmp_path: Path) -> None:
+    s = _tree(tmp_path, patients=1)
+    big = s.nas["ct"].root / "scan.dcm"
+    with open(big, "wb") as f:  # 2 GB, sparse: a video or an archive named .dcm
+        f.write(b"\x89PNG not dicom")
+        f.truncate(2 * 2**30)
+    age(s.nas["ct"].root)
+    proc = subprocess.Popen([sys.executable, "-m", "nasindex.cli", "--config", str(s.path),
+                             "index", "ct", "--json"], stdout=subprocess.PIPE)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    summary = json.loads(out)[0]
+    assert summary["skipped"] == 1 and summary["new"] == summary["seen"] - 1
+    assert usage.ru_maxrss < 300 * 1024, f"{usage.ru_maxrss} KiB"  # was 2.2 GB

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from nasindex.index.db import get_engine, migrate
-from nasindex.store import RunInProgress, run_lock
+from nasindex.runlock import RunInProgress, run_lock
 from support import dump, run_nas, write_config
 
 

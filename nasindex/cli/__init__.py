@@ -18,6 +18,7 @@ keeps it so.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -50,4 +51,12 @@ def _global(config: Annotated[Path | None, typer.Option(
 
 def main(args: list[str] | None = None) -> None:
     """The ``nasindex`` console script."""
-    sys.exit(usage.run(app, args))
+    code = usage.run(app, args)
+    watch = sys.modules.get("nasindex.watch")  # imported only if a run touched a NAS
+    if watch is not None and watch.abandoned():
+        # A NAS call is still stuck (a frozen database server): a library's exit
+        # handlers would wait for it for ever. The run is recorded; leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

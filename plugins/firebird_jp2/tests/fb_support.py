@@ -40,6 +40,7 @@ class FirebirdServer:
     port: int
     data: Path  # a folder the server (user firebird) may create databases in
     password: str
+    pid: int  # of the server process (tests freeze it with SIGSTOP)
 
     def dsn(self, name: str) -> str:
         return f"{self.host}/{self.port}:{self.data / name}"
@@ -94,7 +95,7 @@ def firebird_server() -> Iterator[FirebirdServer]:
                             start_new_session=True, **_as_firebird(root))
     try:
         _wait_listening(port, proc, root)
-        yield FirebirdServer("127.0.0.1", port, root / "data", password)
+        yield FirebirdServer("127.0.0.1", port, root / "data", password, proc.pid)
     finally:
         stop_process(proc)
         log.close()

@@ -121,20 +121,18 @@ class DicomFolder(plugin.NasType):
         return [self._read_one(fp) for fp in batch]
 
     def _read_one(self, fp: plugin.Fingerprint) -> plugin.InstanceRecord | plugin.ItemFailure:
-        from nasindex_dicom_folder.reader import NotDicom, parse_dicom
+        from nasindex_dicom_folder.reader import NotDicom, read_file
 
+        plugin.progress()
         try:
             with open(plugin.real_path(self.root, fp.rel_path), "rb") as f:
-                st = os.fstat(f.fileno())
-                data = f.read()
+                return read_file(fp.key, fp.rel_path, f)
         except FileNotFoundError:
             return plugin.ItemFailure(fp.key, fp.rel_path,
                                       "vanished between listing and reading", io_error=True)
         except OSError as exc:
             return plugin.ItemFailure(fp.key, fp.rel_path, f"unreadable: {_why(exc)}",
                                       io_error=True)
-        try:
-            return parse_dicom(fp.key, fp.rel_path, data, st.st_mtime_ns)
         except NotDicom as exc:
             return plugin.ItemFailure(fp.key, fp.rel_path, str(exc), skipped=True)
         except Exception as exc:  # a broken file is an error row, never a failed run

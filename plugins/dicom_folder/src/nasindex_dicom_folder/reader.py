@@ -6,7 +6,9 @@ Imported by the processes that read files, not by every CLI run (see the package
 from __future__ import annotations
 
 import io
+import os
 import struct
+from typing import BinaryIO
 
 import pydicom
 import xxhash
@@ -16,7 +18,7 @@ from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, PrivateTransferSyntaxes
 
-from nasindex.plugin import InstanceRecord
+from nasindex.plugin import InstanceRecord, progress
 
 PIXEL_DATA = (0x7FE0, 0x0010)
 SOP_UID, STUDY_UID, SERIES_UID = 0x00080018, 0x0020000D, 0x0020000E
@@ -33,16 +35,40 @@ LOSSLESS_SYNTAXES = {
 }
 
 
+# Files up to this size are read whole and parsed in memory (one read, the fastest way
+# for the slices that make up nearly every NAS); larger ones are parsed from the file
+# and hashed in chunks, so that memory never grows with a file.
+WHOLE_FILE_MAX = 8 * 2**20
+HEADER_MAX = 64 * 2**20  # no real header comes near; a bogus element length would
+HASH_CHUNK = 2**20
+
+
 class NotDicom(ValueError):
     """The bytes are not DICOM at all (a text file, a thumbnail database...)."""
 
 
-def parse_dicom(key: str, rel_path: str, data: bytes, mtime_ns: int) -> InstanceRecord:
-    """Read a DICOM header from ``data`` (stopping before the pixels) into a record."""
-    ds, tsyntax, pixels_at = _read_common(data) or _read_any(data)
+def read_file(key: str, rel_path: str, f: BinaryIO) -> InstanceRecord:
+    """The record of an open DICOM file. Decides from the first bytes whether it is
+    DICOM at all, never reads more than a header into memory, and hashes the rest."""
+    st = os.fstat(f.fileno())
+    if st.st_size <= WHOLE_FILE_MAX:
+        data = f.read()
+        return parse_dicom(key, rel_path, io.BytesIO(data), len(data), st.st_mtime_ns,
+                           lambda: xxhash.xxh3_128_hexdigest(data))
+    return parse_dicom(key, rel_path, HeaderWindow(f, st.st_size, HEADER_MAX), st.st_size,
+                       st.st_mtime_ns, lambda: _hash_file(f))
+
+
+def parse_dicom(key: str, rel_path: str, f: BinaryIO, size: int, mtime_ns: int,
+                content_hash) -> InstanceRecord:
+    """Read a DICOM header from ``f`` (stopping before the pixels) into a record;
+    ``content_hash()`` is called only once the file has shown to be DICOM."""
+    head = f.read(140)
+    f.seek(0)
+    ds, tsyntax, pixels_at = _read_common(f, head) or _read_any(f, head)
     if DIRECTORY_RECORDS in ds:
         raise NotDicom("DICOMDIR (a directory of other files)")
-    _check_pixel_data_complete(data, pixels_at, ds)
+    _check_pixel_data_complete(f, size, pixels_at, ds)
     sop, study, series = (_ascii(ds, tag) for tag in (SOP_UID, STUDY_UID, SERIES_UID))
     if not sop:
         raise ValueError("no SOP Instance UID")
@@ -51,7 +77,7 @@ def parse_dicom(key: str, rel_path: str, data: bytes, mtime_ns: int) -> Instance
             raise ValueError(f"no {attr}")
     tsyntax = tsyntax or _syntax_from_encoding(ds)
     return InstanceRecord(
-        key=key, rel_path=rel_path, size=len(data), mtime_ns=mtime_ns,
+        key=key, rel_path=rel_path, size=size, mtime_ns=mtime_ns,
         sop_instance_uid=sop, study_uid=study, series_uid=series,
         patient_id=str(_decoded(ds, 0x00100020) or ""),
         patient_name=str(_decoded(ds, 0x00100010) or ""),
@@ -65,19 +91,56 @@ def parse_dicom(key: str, rel_path: str, data: bytes, mtime_ns: int) -> Instance
         file_format="dicom", transfer_syntax=tsyntax,
         rows=_us(ds, 0x00280010), columns=_us(ds, 0x00280011),
         lossless=(tsyntax in LOSSLESS_SYNTAXES) if tsyntax else None,
-        content_hash=xxhash.xxh3_128_hexdigest(data),
+        content_hash=content_hash(),
     )
+
+
+class HeaderWindow:
+    """A file seen by the header parser: reads past ``limit`` bytes are refused, so a
+    bogus element length can never make it read a whole large file."""
+
+    def __init__(self, f: BinaryIO, size: int, limit: int) -> None:
+        self._f = f
+        self._size = size
+        self._limit = limit
+
+    def read(self, size: int = -1) -> bytes:
+        at = self._f.tell()
+        if size is None or size < 0:  # the rest (a deflated dataset is read so)
+            size = self._size - at
+        if at + size > self._limit:
+            raise ValueError(f"DICOM header larger than {self._limit // 2**20} MiB (or a "
+                             "bogus element length): not indexed")
+        return self._f.read(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def close(self) -> None:
+        """The caller owns the file."""
+
+
+def _hash_file(f: BinaryIO) -> str:
+    digest = xxhash.xxh3_128()
+    f.seek(0)
+    while chunk := f.read(HASH_CHUNK):
+        digest.update(chunk)
+        progress()  # a large file on a slow share is not a stalled one
+    return digest.hexdigest()
 
 
 Header = tuple[pydicom.Dataset, str | None, int]  # dataset, transfer syntax, pixels offset
 
 
-def _read_any(data: bytes) -> Header:
+def _read_any(buf: BinaryIO, head: bytes) -> Header:
     """Any DICOM stream pydicom reads: with or without preamble and meta information."""
-    has_preamble = data[128:132] == b"DICM"
-    if not has_preamble and not _looks_like_raw_dataset(data):
+    has_preamble = head[128:132] == b"DICM"
+    if not has_preamble and not _looks_like_raw_dataset(head):
         raise NotDicom("not DICOM (no preamble and no dataset at the start)")
-    buf = io.BytesIO(data)
+    buf.seek(0)
     try:
         ds = pydicom.dcmread(buf, stop_before_pixels=True, force=not has_preamble)
     except InvalidDicomError as exc:
@@ -85,23 +148,23 @@ def _read_any(data: bytes) -> Header:
     return ds, _ascii(ds.file_meta, TRANSFER_SYNTAX), buf.tell()
 
 
-def _read_common(data: bytes) -> Header | None:
+def _read_common(buf: BinaryIO, head: bytes) -> Header | None:
     """The usual file (preamble, meta information, an uncompressed-header transfer
     syntax) read with pydicom's ``read_dataset`` for the meta group and the dataset:
     what ``dcmread`` does, without building and validating a FileDataset, which was
     40% of its time. None for anything else (deflate, command sets, private syntaxes,
     odd bytes), which :func:`_read_any` reads exactly as before."""
-    if data[128:134] != b"DICM\x02\x00":
+    if head[128:134] != b"DICM\x02\x00":
         return None
-    buf = io.BytesIO(data)
     buf.seek(132)
     try:
         meta = read_dataset(buf, False, True, stop_when=_not_meta)
         tsyntax = _ascii(meta, TRANSFER_SYNTAX)
         encoding = _encoding(tsyntax)
         start = buf.tell()
-        if encoding is None or data[start:start + 2] == b"\x00\x00":
+        if encoding is None or buf.read(2) == b"\x00\x00":
             return None
+        buf.seek(start)
         ds = read_dataset(buf, *encoding, stop_when=_at_pixels)
     except Exception:  # whatever it is, the general path reports it as it always did
         return None
@@ -173,25 +236,28 @@ def _looks_like_raw_dataset(data: bytes) -> bool:
     return group_le in (0x0002, 0x0008) or group_be == 0x0008
 
 
-def _check_pixel_data_complete(data: bytes, pos: int, ds: pydicom.Dataset) -> None:
+def _check_pixel_data_complete(f: BinaryIO, size: int, pos: int, ds: pydicom.Dataset
+                               ) -> None:
     """Refuse a file cut off inside its pixel data (the header alone would look fine)."""
-    if pos >= len(data):
+    if pos >= size:
         return
     little = ds.original_encoding[1] if ds.original_encoding[1] is not None else True
     implicit = ds.original_encoding[0]
     fmt = "<" if little else ">"
-    if len(data) - pos < 8:
+    if size - pos < 8:
         raise ValueError("truncated file (ends inside an element header)")
-    group, elem = struct.unpack_from(fmt + "HH", data, pos)
+    f.seek(pos)
+    data = f.read(12).ljust(12, b"\0")
+    group, elem = struct.unpack_from(fmt + "HH", data, 0)
     if (group, elem) != PIXEL_DATA:
         return
     if implicit:
-        length, header = struct.unpack_from(fmt + "I", data, pos + 4)[0], 8
+        length, header = struct.unpack_from(fmt + "I", data, 4)[0], 8
     else:
-        length, header = struct.unpack_from(fmt + "I", data, pos + 8)[0], 12
-    if length != 0xFFFFFFFF and pos + header + length > len(data):
+        length, header = struct.unpack_from(fmt + "I", data, 8)[0], 12
+    if length != 0xFFFFFFFF and pos + header + length > size:
         raise ValueError(f"truncated file: pixel data needs {length} bytes, "
-                         f"{len(data) - pos - header} present")
+                         f"{size - pos - header} present")
 
 
 def _syntax_from_encoding(ds: pydicom.Dataset) -> str | None:

@@ -38,6 +38,7 @@ from nasindex.plugin import (
     NasUnavailable,
     ScanResult,
     escape_path,
+    progress,
     real_path,
 )
 from nasindex_firebird_jp2.connection import connect, snapshot
@@ -178,7 +179,7 @@ class FirebirdJp2(NasType):
         try:
             with snapshot(self._connection()) as cur:
                 cur.execute(sql, params)
-                rows = cur.fetchall()
+                rows = _fetch_all(cur)
         finally:
             self._close()
         stamps = self._stamps(rows)
@@ -292,6 +293,7 @@ class FirebirdJp2(NasType):
         return [self._read_one(fp, reader) for fp in batch]
 
     def _read_one(self, fp: Fingerprint, reader: RowReader) -> InstanceRecord | ItemFailure:
+        progress()
         problem = getattr(fp, "problem", None)
         row = getattr(fp, "row", ())
         if problem or not row:
@@ -358,6 +360,16 @@ class FirebirdJp2(NasType):
         return {"type": self.name, "root": str(self.root), "database": o.database,
                 "user": o.user, "charset": o.charset,
                 "mapping": o.mapping if isinstance(o.mapping, str) else "(inline)"}
+
+
+def _fetch_all(cur: fdb.Cursor, chunk: int = 2000) -> list[tuple]:
+    """Every row of the query, telling the engine after each chunk that the database
+    still answers (a frozen server then fails the run instead of hanging it)."""
+    rows: list[tuple] = []
+    while part := cur.fetchmany(chunk):
+        rows += part
+        progress()
+    return rows
 
 
 def _version(row: tuple, stamp: Any) -> str:
