@@ -52,7 +52,8 @@ def nas_status(engine: Engine, *, scope: Scope) -> list[dict[str, Any]]:
                                 .where(Instance.missing_since.is_not(None))
                                 .group_by(Instance.nas_id))
         errors = _count_by_nas(conn, select(ItemError.nas_id, func.count())
-                               .where(ItemError.skipped.is_(False)).group_by(ItemError.nas_id))
+                               .where(ItemError.skipped.is_(False), ItemError.note.is_(False))
+                               .group_by(ItemError.nas_id))
         result = []
         for (nas,) in nas_rows:
             result.append({
@@ -131,6 +132,7 @@ def error_list(engine: Engine, nas: str | None = None, limit: int = 500, *, scop
         stmt = stmt.where(Nas.name == nas)
     with Session(engine) as conn:
         return [{"nas": name, "path": e.rel_path, "reason": e.reason, "attempts": e.attempts,
+                 "note": e.note,
                  "first_seen": _iso(e.first_seen), "last_seen": _iso(e.last_seen)}
                 for e, name in conn.execute(stmt)]
 

@@ -112,6 +112,7 @@ class KnownError:
     attempts: int
     last_seen: datetime
     skipped: bool
+    note: bool = False  # the item was indexed; the row only remarks on it
 
     def due(self, now: datetime) -> bool:
         """Failed items are retried with a growing delay; skipped ones only when changed."""
@@ -126,7 +127,8 @@ class KnownError:
 
 def known_errors(engine: Engine, nas_pk: int) -> dict[str, KnownError]:
     q = select(ItemError.item_key, ItemError.size, ItemError.mtime_ns, ItemError.attempts,
-               ItemError.last_seen, ItemError.skipped).where(ItemError.nas_id == nas_pk)
+               ItemError.last_seen, ItemError.skipped, ItemError.note
+               ).where(ItemError.nas_id == nas_pk)
     with engine.connect() as conn:
         return {row[0]: KnownError(*row[1:]) for row in conn.execute(q)}
 
@@ -221,6 +223,9 @@ def _write_records(conn: Connection, nas_pk: int, records: list[InstanceRecord],
     if _has_errors(conn, nas_pk):
         conn.execute(delete(ItemError).where(ItemError.nas_id == nas_pk,
                                              ItemError.item_key.in_([r.key for r in records])))
+    notes = [ItemFailure(r.key, r.rel_path, r.note, size=r.size, mtime_ns=r.mtime_ns)
+             for r in records if r.note]
+    _write_failures(conn, nas_pk, notes, now, note=True)
     _refresh_modalities(conn, {pk: m for pk, _, m in study_rows})
 
 
@@ -306,7 +311,7 @@ def _refresh_modalities(conn: Connection, stored: dict[int, str]) -> None:
 
 
 def _write_failures(conn: Connection, nas_pk: int, failures: list[ItemFailure],
-                    now: datetime) -> None:
+                    now: datetime, note: bool = False) -> None:
     if not failures:
         return
     stmt = _insert(conn, ER)
@@ -315,10 +320,12 @@ def _write_failures(conn: Connection, nas_pk: int, failures: list[ItemFailure],
         set_={"reason": stmt.excluded.reason, "rel_path": stmt.excluded.rel_path,
               "last_seen": stmt.excluded.last_seen, "size": stmt.excluded.size,
               "mtime_ns": stmt.excluded.mtime_ns, "skipped": stmt.excluded.skipped,
+              "note": stmt.excluded.note,
               "attempts": ER.c.attempts + 1})
     conn.execute(stmt, [{"nas_id": nas_pk, "item_key": f.key, "rel_path": f.rel_path,
                          "reason": f.reason, "attempts": 1, "first_seen": now, "last_seen": now,
-                         "size": f.size, "mtime_ns": f.mtime_ns, "skipped": f.skipped}
+                         "size": f.size, "mtime_ns": f.mtime_ns, "skipped": f.skipped,
+                         "note": note}
                         for f in failures])
 
 

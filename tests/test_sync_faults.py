@@ -11,18 +11,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pydicom
 import pytest
 from sqlalchemy import select
 
 from nasindex.config import Settings
 from nasindex.demo import demo_patients
 from nasindex.errors import NasUnavailable
-from nasindex.health import nas_status
+from nasindex.health import error_list, nas_status
 from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import IndexRun, ItemError
 from nasindex.paths import real_path
 from nasindex.registry import open_nas
-from nasindex.search import images
+from nasindex.search import SearchQuery, images, search
 from nasindex.sync import SyncRun
 from support import age, dump, run_nas, write_config, write_tree
 
@@ -211,3 +212,37 @@ def test_a_large_file_that_is_not_dicom_is_never_read_whole(tmp_path: Path) -> N
     summary = json.loads(out)[0]
     assert summary["skipped"] == 1 and summary["new"] == summary["seen"] - 1
     assert usage.ru_maxrss < 300 * 1024, f"{usage.ru_maxrss} KiB"  # was 2.2 GB
+
+
+def test_values_are_kept_at_dicom_length_limits_with_a_note(tmp_path: Path) -> None:
+    s = _tree(tmp_path, patients=1)
+    root = s.nas["ct"].root
+    engine = get_engine(s.index.url)
+    source = _files(root)[0]
+    huge = pydicom.dcmread(source)
+    huge.PatientID, huge.SOPInstanceUID = "HUGE1", "1.2.3.4.5"
+    huge.StudyInstanceUID = huge.SeriesInstanceUID = "1.2.3.4"
+    huge.PatientName = "X" * 10_000_000 + "^JANE=" + "Y" * 100 + "=Z=W"  # 10 MB, 4 groups
+    huge.StudyDescription = "CT " * 100
+    huge.save_as(root / "huge.dcm")
+    bad_uid = pydicom.dcmread(source)
+    bad_uid.SOPInstanceUID = "1." * 40  # 80 characters: not a UID a record may be cut to
+    bad_uid.save_as(root / "bad_uid.dcm")
+    age(root)
+
+    summary = run_nas(s, "ct", "full")
+
+    assert summary.status == "succeeded" and summary.failed == 1
+    patient = search(engine, SearchQuery(patient_id="HUGE1")).patients[0]
+    assert patient.patient_name == "X" * 64 + "=" + "Y" * 64 + "=Z"  # 64 a group, 3 groups
+    assert patient.studies[0].description == ("CT " * 100)[:64]
+    errors = {e["path"]: e for e in error_list(engine)}
+    note = errors["huge.dcm"]
+    assert note["note"] and "PatientName (10000110 characters" in note["reason"]
+    assert "StudyDescription (299 characters; 64 at most)" in note["reason"]
+    assert "X" * 65 not in note["reason"] and not errors["bad_uid.dcm"]["note"]
+    assert "SOPInstanceUID is 80 characters" in errors["bad_uid.dcm"]["reason"]
+    assert nas_status(engine)[0]["errors"] == 1  # the note is not an error
+    again = run_nas(s, "ct", "retry")  # a note is never retried; the error is
+    assert again.failed == 1 and again.indexed == 0
+    assert {e["path"] for e in error_list(engine)} == {"huge.dcm", "bad_uid.dcm"}

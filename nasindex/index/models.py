@@ -177,6 +177,10 @@ class ItemError(SQLModel, table=True):
     reason: str
     attempts: int = 1
     skipped: bool = False  # not an image at all: counted, never shown as an error
+    # Indexed, with a remark (values cut at DICOM's length limits): shown with the
+    # errors, never counted or retried as one (migration 0004).
+    note: bool = Field(default=False, sa_column=Column(Boolean, nullable=False,
+                                                       server_default=false()))
     first_seen: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
     # Fingerprint of the failed attempt: a changed file is retried at once.
