@@ -21,6 +21,11 @@ class RunInProgress(NasIndexError):
     """Another run of the same NAS holds its run lock; this one was not started."""
 
 
+class IndexStorageError(NasIndexError):
+    """The index's storage failed (disk full, read-only, damaged); what was committed
+    is kept. The CLI exits 1: the command was right, the run could not be done."""
+
+
 class IndexNotReady(NasIndexError):
     """The index database is missing or not migrated to the current schema."""
 

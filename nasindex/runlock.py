@@ -55,7 +55,12 @@ def run_lock(engine: Engine, nas_name: str) -> Iterator[None]:
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
         return
-    fd = os.open(_lock_file(engine, nas_name), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fd = os.open(_lock_file(engine, nas_name), os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:  # a read-only mount or folder, a full disk
+        from nasindex.index.faults import os_fault
+
+        raise os_fault(exc, str(engine.url)) from None
     try:
         try:
             fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))

@@ -9,6 +9,7 @@ steps as tasks. Nothing is written before the plan has passed its safety checks.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -23,12 +24,14 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from nasindex import store
 from nasindex.config import NasSettings
 from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
 from nasindex.errors import NasIndexError, UnsafeSync
 from nasindex.guards import ListingShield, ReadGuard, listing_note
+from nasindex.index.faults import storage_fault
 from nasindex.index.models import RUN_COUNTS, RunCounts, RunKind, RunStatus, Study, utcnow
 from nasindex.limits import fit
 from nasindex.runlock import run_lock
@@ -132,9 +135,10 @@ class SyncRun:
         try:
             self._lock.__enter__()
             try:
-                self.nas_pk = store.ensure_nas(self.engine, self.nas_settings)
-                self.summary.run_id = store.start_run(self.engine, self.nas_pk,
-                                                      self.kind.value, self.flow_run_id)
+                with self.index_faults():
+                    self.nas_pk = store.ensure_nas(self.engine, self.nas_settings)
+                    self.summary.run_id = store.start_run(self.engine, self.nas_pk,
+                                                          self.kind.value, self.flow_run_id)
             except BaseException:
                 self._lock.__exit__(None, None, None)
                 raise
@@ -151,13 +155,38 @@ class SyncRun:
                 stop_pool(self._pool, kill=exc is not None or stopped is not None)
             self._conclude(exc, stopped)
             self.summary.seconds = time.perf_counter() - self._started
-            store.finish_run(self.engine, self.summary.run_id, self.summary.status,
-                             self.summary.message, self.summary.counts())
+            self._finish(exc)
         finally:
             self._lock.__exit__(None, None, None)
             if stopped is not None:
                 self._signals.pass_on()  # now do what the signal was meant to do
             self._signals.restore()
+
+    @contextlib.contextmanager
+    def index_faults(self) -> Iterator[None]:
+        """A full, read-only or damaged index raised as IndexStorageError (one line
+        naming the cause and the fix), not retried as if it were a passing hiccup."""
+        try:
+            yield
+        except DBAPIError as exc:
+            fault = storage_fault(exc, str(self.engine.url))
+            if fault is None:
+                raise
+            raise fault from exc
+
+    def _finish(self, exc: BaseException | None) -> None:
+        """Record the run's end. On a full or read-only disk that may fail too: the run
+        record then keeps the counts its batches committed, shows as interrupted once
+        this process is gone, and the fault that stopped the run is what is raised."""
+        try:
+            store.finish_run(self.engine, self.summary.run_id, self.summary.status,
+                             self.summary.message, self.summary.counts())
+        except Exception as finish_exc:
+            fault = storage_fault(finish_exc, str(self.engine.url))
+            if fault is None:
+                raise
+            if exc is None:
+                raise fault from finish_exc
 
     def _conclude(self, exc: BaseException | None, stopped: int | None) -> None:
         """The run's status and message, and what a failed run undoes."""
@@ -232,6 +261,8 @@ class SyncRun:
             err = errors.get(fp.key)
             if err is not None:
                 self._seen_errors.add(fp.key)
+                if err.note:
+                    err = None  # indexed: a remark, not a failure to retry
             if now_ns - fp.mtime_ns < settle_ns:
                 plan.deferred += 1  # still being written: next run
                 continue
@@ -293,10 +324,11 @@ class SyncRun:
         outcomes = [_with_fingerprint(o, by_key[o.key]) if isinstance(o, ItemFailure) else o
                     for o in outcomes]
         self._reads.check(outcomes, self.nas, self._watch)
-        fresh = self._new_studies(o for o in outcomes if isinstance(o, InstanceRecord))
         new, changed = self._committed_kinds(batch, outcomes)
-        counts = store.write_batch(self.engine, self.nas_pk, outcomes, self.summary.run_id,
-                                   {"new": new, "changed": changed})
+        with self.index_faults():
+            fresh = self._new_studies(o for o in outcomes if isinstance(o, InstanceRecord))
+            counts = store.write_batch(self.engine, self.nas_pk, outcomes,
+                                       self.summary.run_id, {"new": new, "changed": changed})
         self._reads.written(outcomes)
         s = self.summary
         for modality in fresh:
@@ -378,12 +410,13 @@ class SyncRun:
     def reconcile(self) -> None:
         """Tombstone what is gone, revive what came back unchanged, keep the cursor."""
         plan = self._require_plan()
-        store.write_failures(self.engine, self.nas_pk, plan.failures)
-        self.summary.missing = store.tombstone(self.engine, self.nas_pk, plan.gone)
-        self.summary.revived = store.revive(self.engine, self.nas_pk, plan.revive)
-        store.forget_errors(self.engine, self.nas_pk, plan.errors_gone)
-        if plan.cursor is not None:
-            store.set_cursor(self.engine, self.nas_pk, plan.cursor)
+        with self.index_faults():
+            store.write_failures(self.engine, self.nas_pk, plan.failures)
+            self.summary.missing = store.tombstone(self.engine, self.nas_pk, plan.gone)
+            self.summary.revived = store.revive(self.engine, self.nas_pk, plan.revive)
+            store.forget_errors(self.engine, self.nas_pk, plan.errors_gone)
+            if plan.cursor is not None:
+                store.set_cursor(self.engine, self.nas_pk, plan.cursor)
 
     def _require_plan(self) -> SyncPlan:
         if self.plan_ is None:
@@ -487,6 +520,9 @@ def _with_fingerprint(failure: ItemFailure, fp: Fingerprint) -> ItemFailure:
 def _operator_message(exc: BaseException) -> str:
     if isinstance(exc, NasIndexError):
         return str(exc)
+    fault = storage_fault(exc, None)
+    if fault is not None:
+        return str(fault)
     return f"{type(exc).__name__}: {exc}"
 
 

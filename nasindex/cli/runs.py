@@ -4,13 +4,13 @@ command runs, not when the CLI starts."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nasindex.cli import output
 from nasindex.cli.options import AllOpt, JsonOpt, NasArg, settings
-from nasindex.errors import NasIndexError
+from nasindex.errors import IndexStorageError, NasIndexError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -22,15 +22,34 @@ if TYPE_CHECKING:
 ERRORS_SHOWN = 5  # per run; `nasindex status` and the dashboard list them all
 
 
-def init() -> None:
+RebuildOpt = Annotated[bool, typer.Option(
+    "--rebuild", help="Set a damaged SQLite index aside (kept beside it), create a new one "
+    "and index every NAS again. The images are never touched.")]
+
+
+def init(rebuild: RebuildOpt = False) -> None:
     """Create the index, or migrate it to the current schema."""
     from sqlalchemy.engine import make_url
 
     from nasindex.index.db import migrate
 
     s = settings()
+    if rebuild:
+        from nasindex.index.db import get_engine
+        from nasindex.index.faults import set_aside
+        from nasindex.runlock import lock_held
+
+        busy = [nas for nas in s.nas if lock_held(get_engine(s.index.url), nas)]
+        if busy:
+            raise IndexStorageError(f"A run of {', '.join(busy)} is using the index; stop "
+                                    "it, then run `nasindex init --rebuild` again.")
+        kept = set_aside(s.index.url)
+        if kept is not None:
+            output.say(f"The old index was kept as {kept}")
     migrate(s.index.url)
     output.say(f"Index ready at {make_url(s.index.url).render_as_string(hide_password=True)}")
+    if rebuild:
+        _run_many("full", None, True, False)  # everything the old index knew, read again
 
 
 def index(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False) -> None:

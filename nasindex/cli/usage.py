@@ -13,7 +13,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from nasindex.cli import output
-from nasindex.errors import NasIndexError
+from nasindex.errors import IndexStorageError, NasIndexError
 
 USAGE, FAILED, INTERRUPTED = 2, 1, 130
 
@@ -32,13 +32,33 @@ def run(app: Callable[..., object], args: list[str] | None = None) -> int:
     except ClickException as exc:
         output.error(exc.format_message())
         return exc.exit_code
+    except IndexStorageError as exc:  # the index's disk or file: not a usage mistake
+        output.error(str(exc))
+        return FAILED
     except NasIndexError as exc:
         output.error(str(exc))
         return USAGE
     except (typer.Abort, KeyboardInterrupt):
         output.error("interrupted")
         return INTERRUPTED
+    except Exception as exc:  # a database error: one line if it is a storage fault
+        fault = _storage_fault(exc)
+        if fault is None:
+            raise
+        output.error(str(fault))
+        return FAILED
     return code if isinstance(code, int) else 0
+
+
+def _storage_fault(exc: Exception) -> IndexStorageError | None:
+    from nasindex.cli.options import settings
+    from nasindex.index.faults import storage_fault
+
+    try:
+        url = settings().index.url
+    except NasIndexError:
+        url = None
+    return storage_fault(exc, url)
 
 
 def usage_line(exc: UsageError) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
@@ -21,16 +25,31 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 @cache
 def get_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60})
+        path = url.removeprefix("sqlite:///")
+        if _read_only_folder(path):
+            # A read-only mount or folder: SQLite cannot make the WAL's shared-memory
+            # file beside it, so open the file as what it is, immutable. Reading (status,
+            # search) works; a write fails as a read-only index (one line, exit 1).
+            uri = f"file:{quote(path)}?mode=ro&immutable=1"
+            engine = create_engine(url, creator=lambda: sqlite3.connect(
+                uri, uri=True, timeout=60, check_same_thread=False))
+        else:
+            engine = create_engine(url, connect_args={"timeout": 60})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
+def _read_only_folder(path: str) -> bool:
+    folder = os.path.dirname(path) or "."
+    return os.path.exists(path) and not os.access(folder, os.W_OK)
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    # WAL lets the dashboard read while a sync writes.
+    # WAL lets the dashboard read while a sync writes (a read-only file keeps its mode).
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    with contextlib.suppress(sqlite3.OperationalError):
+        cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     # Searches touch scattered pages of a large file: a 64 MB page cache and memory-mapped
