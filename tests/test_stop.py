@@ -18,8 +18,7 @@ from nasindex.demo import demo_patients
 from nasindex.errors import NasUnavailable
 from nasindex.health import nas_status
 from nasindex.index.db import get_engine, migrate
-from nasindex_dicom_folder.demo import write_tree
-from support import age, run_nas, write_config
+from support import age, run_nas, write_config, write_tree
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,7 @@ import pytest
 from nasindex.config import Settings
 from nasindex.demo import demo_patients
 from nasindex.index.db import get_engine, migrate
-from nasindex_dicom_folder.demo import write_tree
-from support import age, write_config
+from support import age, write_config, write_tree
 
 pytestmark = pytest.mark.slow
 
