@@ -233,7 +233,7 @@ def test_values_are_kept_at_dicom_length_limits_with_a_note(tmp_path: Path) -> N
     summary = run_nas(s, "ct", "full")
 
     assert summary.status == "succeeded" and summary.failed == 1
-    patient = search(engine, SearchQuery(patient_id="HUGE1")).patients[0]
+    patient = search(engine, SearchQuery(patient_id="HUGE1"), scope=None).patients[0]
     assert patient.patient_name == "X" * 64 + "=" + "Y" * 64 + "=Z"  # 64 a group, 3 groups
     assert patient.studies[0].description == ("CT " * 100)[:64]
     errors = {e["path"]: e for e in error_list(engine)}
