@@ -29,7 +29,7 @@ def cli(config: Path, *args: str) -> list[str]:
 
 def last_run(config: Path) -> dict:
     """The last run as `nasindex status` shows it (the same health query)."""
-    return nas_status(get_engine(load_settings(config).index.url))[0]["last_run"]
+    return nas_status(get_engine(load_settings(config).index.url), scope=None)[0]["last_run"]
 
 
 def stopped(config: Path, share: StalledShare, sig: signal.Signals

@@ -236,13 +236,13 @@ def test_values_are_kept_at_dicom_length_limits_with_a_note(tmp_path: Path) -> N
     patient = search(engine, SearchQuery(patient_id="HUGE1"), scope=None).patients[0]
     assert patient.patient_name == "X" * 64 + "=" + "Y" * 64 + "=Z"  # 64 a group, 3 groups
     assert patient.studies[0].description == ("CT " * 100)[:64]
-    errors = {e["path"]: e for e in error_list(engine)}
+    errors = {e["path"]: e for e in error_list(engine, scope=None)}
     note = errors["huge.dcm"]
     assert note["note"] and "PatientName (10000110 characters" in note["reason"]
     assert "StudyDescription (299 characters; 64 at most)" in note["reason"]
     assert "X" * 65 not in note["reason"] and not errors["bad_uid.dcm"]["note"]
     assert "SOPInstanceUID is 80 characters" in errors["bad_uid.dcm"]["reason"]
-    assert nas_status(engine)[0]["errors"] == 1  # the note is not an error
+    assert nas_status(engine, scope=None)[0]["errors"] == 1  # the note is not an error
     again = run_nas(s, "ct", "retry")  # a note is never retried; the error is
     assert again.failed == 1 and again.indexed == 0
-    assert {e["path"] for e in error_list(engine)} == {"huge.dcm", "bad_uid.dcm"}
+    assert {e["path"] for e in error_list(engine, scope=None)} == {"huge.dcm", "bad_uid.dcm"}

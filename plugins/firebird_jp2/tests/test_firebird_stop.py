@@ -41,7 +41,7 @@ def test_sigterm_stops_a_firebird_run_at_once(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
         wait_for(lambda: not alive(family), 10, "the run's processes to end")
-        run = nas_status(get_engine(s.index.url))[0]["last_run"]
+        run = nas_status(get_engine(s.index.url), scope=None)[0]["last_run"]
         assert run["status"] == "interrupted" and "SIGTERM" in run["message"]
 
 
@@ -63,5 +63,5 @@ def test_a_frozen_firebird_server_fails_the_run_naming_the_nas(
         os.kill(firebird_server.pid, signal.SIGCONT)
     assert out.returncode == 1, out.stderr  # and it exits, though the client is stuck
     assert "pacs: NAS 'pacs': no answer for 2 s while checking" in " ".join(out.stderr.split())
-    run = nas_status(get_engine(s.index.url))[0]["last_run"]
+    run = nas_status(get_engine(s.index.url), scope=None)[0]["last_run"]
     assert run["status"] == "failed" and "no answer" in run["message"]
