@@ -1,8 +1,8 @@
 """item_error.note: a row that notes something about an item that was indexed (values
 cut at DICOM's length limits), as opposed to an item that could not be indexed
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-03 15:20:00
 
 Notes share the error table (one row per item, shown with the errors) but are not
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0004'
-down_revision: str | Sequence[str] | None = '0003'
+revision: str = '0006'
+down_revision: str | Sequence[str] | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
