@@ -3,26 +3,16 @@ preamble, and everything on a share that is not an image."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pydicom.data
 from sqlalchemy import select
 
+from dicom_testfiles import CHARSET_FILES, copy_testfile
 from nasindex.health import error_list
 from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import Instance, Patient
 from nasindex.registry import open_nas
 from support import age, run_nas, write_config
-
-PYDICOM_FILES = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent
-CHARSET_FILES = PYDICOM_FILES.parent / "charset_files"
-
-
-def copy_testfile(name: str, dest: Path, folder: Path = PYDICOM_FILES) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(folder / name, dest)
-    return dest
 
 
 def _index_tree(tmp_path: Path, root: Path):

@@ -19,6 +19,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, PrivateTransferSyntaxes
 
 from nasindex.plugin import InstanceRecord, progress
+from nasindex_dicom_folder import fastheader
 
 PIXEL_DATA = (0x7FE0, 0x0010)
 SOP_UID, STUDY_UID, SERIES_UID = 0x00080018, 0x0020000D, 0x0020000E
@@ -53,45 +54,46 @@ def read_file(key: str, rel_path: str, f: BinaryIO) -> InstanceRecord:
     st = os.fstat(f.fileno())
     if st.st_size <= WHOLE_FILE_MAX:
         data = f.read()
-        return parse_dicom(key, rel_path, io.BytesIO(data), len(data), st.st_mtime_ns,
-                           lambda: xxhash.xxh3_128_hexdigest(data))
-    return parse_dicom(key, rel_path, HeaderWindow(f, st.st_size, HEADER_MAX), st.st_size,
-                       st.st_mtime_ns, lambda: _hash_file(f))
+        record = read_record(key, rel_path, io.BytesIO(data), len(data), st.st_mtime_ns)
+        record.content_hash = xxhash.xxh3_128_hexdigest(data)
+        return record
+    record = read_record(key, rel_path, HeaderWindow(f, st.st_size, HEADER_MAX),
+                         st.st_size, st.st_mtime_ns)
+    record.content_hash = _hash_file(f)  # only once the file has shown to be DICOM
+    return record
 
 
-def parse_dicom(key: str, rel_path: str, f: BinaryIO, size: int, mtime_ns: int,
-                content_hash) -> InstanceRecord:
-    """Read a DICOM header from ``f`` (stopping before the pixels) into a record;
-    ``content_hash()`` is called only once the file has shown to be DICOM."""
-    head = f.read(140)
-    f.seek(0)
-    ds, tsyntax, pixels_at = _read_common(f, head) or _read_any(f, head)
-    if DIRECTORY_RECORDS in ds:
+def read_record(key: str, rel_path: str, f: BinaryIO, size: int, mtime_ns: int,
+                fast: bool = True) -> InstanceRecord:
+    """Read the DICOM header of the open file ``f`` (``size`` bytes; reading stops before
+    the pixels) into a record. The usual files go through :mod:`fastheader` unless
+    ``fast`` is False; pydicom reads everything else, and the two give equal records."""
+    header = (fastheader.read_header(f, size) if fast else None) or _pydicom_header(f, size)
+    if DIRECTORY_RECORDS in header.values:
         raise NotDicom("DICOMDIR (a directory of other files)")
-    _check_pixel_data_complete(f, size, pixels_at, ds)
-    sop, study, series = (_ascii(ds, tag) for tag in (SOP_UID, STUDY_UID, SERIES_UID))
+    _check_pixel_data_complete(header, size)
+    sop, study, series = (header.ascii(tag) for tag in (SOP_UID, STUDY_UID, SERIES_UID))
     if not sop:
         raise ValueError("no SOP Instance UID")
     for value, attr in ((study, "StudyInstanceUID"), (series, "SeriesInstanceUID")):
         if not value:
             raise ValueError(f"no {attr}")
-    tsyntax = tsyntax or _syntax_from_encoding(ds)
+    tsyntax = header.transfer_syntax
     return InstanceRecord(
         key=key, rel_path=rel_path, size=size, mtime_ns=mtime_ns,
         sop_instance_uid=sop, study_uid=study, series_uid=series,
-        patient_id=str(_decoded(ds, 0x00100020) or ""),
-        patient_name=str(_decoded(ds, 0x00100010) or ""),
-        birth_date=_ascii(ds, 0x00100030), sex=_ascii(ds, 0x00100040),
-        study_date=_ascii(ds, 0x00080020), study_time=_ascii(ds, 0x00080030),
-        study_description=_text(_decoded(ds, 0x00081030)),
-        accession_number=_text(_decoded(ds, 0x00080050)),
-        series_number=_int(_ascii(ds, 0x00200011)),
-        series_description=_text(_decoded(ds, 0x0008103E)),
-        modality=_ascii(ds, 0x00080060), instance_number=_int(_ascii(ds, 0x00200013)),
+        patient_id=str(header.text(0x00100020) or ""),
+        patient_name=str(header.text(0x00100010) or ""),
+        birth_date=header.ascii(0x00100030), sex=header.ascii(0x00100040),
+        study_date=header.ascii(0x00080020), study_time=header.ascii(0x00080030),
+        study_description=_text(header.text(0x00081030)),
+        accession_number=_text(header.text(0x00080050)),
+        series_number=_int(header.ascii(0x00200011)),
+        series_description=_text(header.text(0x0008103E)),
+        modality=header.ascii(0x00080060), instance_number=_int(header.ascii(0x00200013)),
         file_format="dicom", transfer_syntax=tsyntax,
-        rows=_us(ds, 0x00280010), columns=_us(ds, 0x00280011),
+        rows=header.us(0x00280010), columns=header.us(0x00280011),
         lossless=(tsyntax in LOSSLESS_SYNTAXES) if tsyntax else None,
-        content_hash=content_hash(),
     )
 
 
@@ -132,43 +134,77 @@ def _hash_file(f: BinaryIO) -> str:
     return digest.hexdigest()
 
 
+class _PydicomHeader:
+    """A header read by pydicom, with the accessors of :class:`fastheader.FastHeader`."""
+
+    def __init__(self, ds: pydicom.Dataset, tsyntax: str | None, pixels_at: int,
+                 f: BinaryIO) -> None:
+        self.ds = self.values = ds
+        self.transfer_syntax = tsyntax or _syntax_from_encoding(ds)
+        self._pixels_at = pixels_at
+        self._f = f
+
+    def ascii(self, tag: int) -> str | None:
+        return _ascii(self.ds, tag)
+
+    def text(self, tag: int):
+        return _decoded(self.ds, tag)
+
+    def us(self, tag: int) -> int | None:
+        return _us(self.ds, tag)
+
+    def pixels(self) -> tuple[int, bytes, bool, bool]:
+        """Where reading stopped, the next 12 bytes there, implicit VR, little endian."""
+        self._f.seek(self._pixels_at)
+        implicit, little = self.ds.original_encoding
+        return (self._pixels_at, self._f.read(12), bool(implicit),
+                little if little is not None else True)
+
+
+def _pydicom_header(f: BinaryIO, size: int) -> _PydicomHeader:
+    return _PydicomHeader(*(_read_common(f) or _read_any(f, size)), f)
+
+
 Header = tuple[pydicom.Dataset, str | None, int]  # dataset, transfer syntax, pixels offset
 
 
-def _read_any(buf: BinaryIO, head: bytes) -> Header:
+def _read_any(f: BinaryIO, size: int) -> Header:
     """Any DICOM stream pydicom reads: with or without preamble and meta information."""
-    has_preamble = head[128:132] == b"DICM"
-    if not has_preamble and not _looks_like_raw_dataset(head):
+    f.seek(0)
+    start = f.read(132)
+    has_preamble = start[128:132] == b"DICM"
+    if not has_preamble and not _looks_like_raw_dataset(start):
         raise NotDicom("not DICOM (no preamble and no dataset at the start)")
-    buf.seek(0)
+    f.seek(0)
     try:
-        ds = pydicom.dcmread(buf, stop_before_pixels=True, force=not has_preamble)
+        ds = pydicom.dcmread(f, stop_before_pixels=True, force=not has_preamble)
     except InvalidDicomError as exc:
         raise NotDicom(f"not DICOM ({exc})") from None
-    return ds, _ascii(ds.file_meta, TRANSFER_SYNTAX), buf.tell()
+    return ds, _ascii(ds.file_meta, TRANSFER_SYNTAX), f.tell()
 
 
-def _read_common(buf: BinaryIO, head: bytes) -> Header | None:
+def _read_common(f: BinaryIO) -> Header | None:
     """The usual file (preamble, meta information, an uncompressed-header transfer
     syntax) read with pydicom's ``read_dataset`` for the meta group and the dataset:
     what ``dcmread`` does, without building and validating a FileDataset, which was
     40% of its time. None for anything else (deflate, command sets, private syntaxes,
     odd bytes), which :func:`_read_any` reads exactly as before."""
-    if head[128:134] != b"DICM\x02\x00":
+    f.seek(0)
+    if f.read(134)[128:134] != b"DICM\x02\x00":
         return None
-    buf.seek(132)
+    f.seek(132)
     try:
-        meta = read_dataset(buf, False, True, stop_when=_not_meta)
+        meta = read_dataset(f, False, True, stop_when=_not_meta)
         tsyntax = _ascii(meta, TRANSFER_SYNTAX)
         encoding = _encoding(tsyntax)
-        start = buf.tell()
-        if encoding is None or buf.read(2) == b"\x00\x00":
+        start = f.tell()
+        if encoding is None or f.read(2) == b"\x00\x00":
             return None
-        buf.seek(start)
-        ds = read_dataset(buf, *encoding, stop_when=_at_pixels)
+        f.seek(start)
+        ds = read_dataset(f, *encoding, stop_when=_at_pixels)
     except Exception:  # whatever it is, the general path reports it as it always did
         return None
-    return ds, tsyntax, buf.tell()
+    return ds, tsyntax, f.tell()
 
 
 def _encoding(tsyntax: str | None) -> tuple[bool, bool] | None:
@@ -236,28 +272,26 @@ def _looks_like_raw_dataset(data: bytes) -> bool:
     return group_le in (0x0002, 0x0008) or group_be == 0x0008
 
 
-def _check_pixel_data_complete(f: BinaryIO, size: int, pos: int, ds: pydicom.Dataset
-                               ) -> None:
+def _check_pixel_data_complete(header, size: int) -> None:
     """Refuse a file cut off inside its pixel data (the header alone would look fine)."""
-    if pos >= size:
-        return
-    little = ds.original_encoding[1] if ds.original_encoding[1] is not None else True
-    implicit = ds.original_encoding[0]
-    fmt = "<" if little else ">"
-    if size - pos < 8:
-        raise ValueError("truncated file (ends inside an element header)")
-    f.seek(pos)
-    data = f.read(12).ljust(12, b"\0")
-    group, elem = struct.unpack_from(fmt + "HH", data, 0)
-    if (group, elem) != PIXEL_DATA:
-        return
-    if implicit:
-        length, header = struct.unpack_from(fmt + "I", data, 4)[0], 8
+    if isinstance(header, fastheader.FastHeader):
+        pos, length, element = header.pixels_at, header.pixel_length, header.pixel_header
+        if pos is None:
+            return
     else:
-        length, header = struct.unpack_from(fmt + "I", data, 8)[0], 12
-    if length != 0xFFFFFFFF and pos + header + length > size:
+        pos, head, implicit, little = header.pixels()
+        if pos >= size:
+            return
+        if size - pos < 8:
+            raise ValueError("truncated file (ends inside an element header)")
+        fmt = "<" if little else ">"
+        if struct.unpack_from(fmt + "HH", head, 0) != PIXEL_DATA:
+            return
+        element = 8 if implicit else 12
+        length = struct.unpack_from(fmt + "I", head, element - 4)[0]
+    if length != 0xFFFFFFFF and pos + element + length > size:
         raise ValueError(f"truncated file: pixel data needs {length} bytes, "
-                         f"{size - pos - header} present")
+                         f"{size - pos - element} present")
 
 
 def _syntax_from_encoding(ds: pydicom.Dataset) -> str | None:
