@@ -14,6 +14,7 @@ Instances must be picklable: ``read`` runs in worker processes.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -131,7 +132,7 @@ def progress() -> None:
     per chunk of a large file or of database rows. The engine fails a run whose NAS
     calls show no progress for ``io_timeout_seconds`` (a stalled share or database
     server) instead of hanging; outside such a call this does nothing."""
-    beat = getattr(_progress, "beat", None)
+    beat = progress_hook()
     if beat is not None:
         beat()
 
@@ -139,6 +140,19 @@ def progress() -> None:
 def set_progress_hook(beat: Callable[[], None] | None) -> None:
     """What :func:`progress` calls in the current thread (the engine sets it)."""
     _progress.beat = beat
+
+
+def progress_hook() -> Callable[[], None] | None:
+    """The current thread's progress hook, for threads a NAS call starts to share it."""
+    return getattr(_progress, "beat", None)
+
+
+HASH_CHUNK = 1 << 20
+
+
+def _fingerprint(f) -> tuple[int, int]:
+    st = os.fstat(f.fileno())
+    return st.st_size, st.st_mtime_ns
 
 
 class NasOptions(BaseModel):
@@ -158,6 +172,9 @@ class NasType:
     # Modules ``read`` needs, imported once by the engine's fork server before the
     # worker processes fork from it (optional: they would import them on first use).
     worker_modules: ClassVar[tuple[str, ...]] = ()
+    # Whether each item's file gets a content hash (``content_hash``), computed by a pass
+    # after the metadata is indexed, so that hashing never holds back search.
+    hashes_files: ClassVar[bool] = False
 
     def __init__(self, nas_id: str, root: Path, options: NasOptions) -> None:
         self.nas_id = nas_id
@@ -179,6 +196,25 @@ class NasType:
     def open_image(self, rel_path: str) -> np.ndarray:
         """Pixels of one item as a 2-D array in modality units (e.g. HU for CT)."""
         raise NotImplementedError
+
+    def content_hash(self, rel_path: str, size: int, mtime_ns: int) -> str | None:
+        """The xxh3-128 hash of the file at ``rel_path``, if it still has the fingerprint
+        it was indexed with; None if it changed or vanished (the next sync reads it again).
+        Runs in threads of the main process. The default reads the file under the root."""
+        import xxhash
+
+        try:
+            with open(real_path(self.root, rel_path), "rb") as f:
+                if _fingerprint(f) != (size, mtime_ns):
+                    return None
+                digest, buf = xxhash.xxh3_128(), bytearray(HASH_CHUNK)
+                view = memoryview(buf)
+                while n := f.readinto(buf):
+                    digest.update(view[:n])
+                    progress()  # a large file on a slow share is not a stalled one
+                return digest.hexdigest() if _fingerprint(f) == (size, mtime_ns) else None
+        except OSError:
+            return None
 
     def inside_root(self, rel_path: str) -> Path:
         """The absolute path of ``rel_path``, refusing anything that escapes the NAS root."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy import Table, case, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 
@@ -155,8 +155,19 @@ def _upsert_statement(dialect: str, table, columns: tuple[str, ...], keys: tuple
     statement, four statements a batch (~10% of the main process in a full index)."""
     stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     updates = {c: stmt.excluded[c] for c in columns if c not in keys}
+    if table is IN and "content_hash" in updates:
+        updates["content_hash"] = _kept_hash(stmt.excluded)
     stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
     return stmt.returning(*(table.c[c] for c in returning)) if returning else stmt
+
+
+def _kept_hash(new):
+    """A record read without a hash (hashing is a later pass, nasindex.hashing) keeps the
+    stored hash while the file keeps its fingerprint: a full index re-reads every file,
+    and must not make every hash be computed again."""
+    return case((new.content_hash.is_not(None), new.content_hash),
+                ((IN.c.size == new.size) & (IN.c.mtime_ns == new.mtime_ns), IN.c.content_hash),
+                else_=None)
 
 
 @dataclass(slots=True)
@@ -381,6 +392,36 @@ def finish_run(engine: Engine, run_pk: int, status: str, message: str | None,
     with engine.begin() as conn:
         conn.execute(update(IndexRun).where(IndexRun.id == run_pk).values(
             status=status, message=message, ended_at=utcnow(), **counts))
+
+
+# Files still to hash (nasindex.hashing), through the partial index ix_instance_unhashed.
+Unhashed = tuple[str, str, int, int]  # item key, path, size, mtime_ns
+_UNHASHED = text(
+    "SELECT item_key, rel_path, size, mtime_ns FROM instance WHERE nas_id = :nas "
+    "AND content_hash IS NULL AND missing_since IS NULL AND item_key > :after "
+    "ORDER BY item_key LIMIT :limit")
+_SET_HASH = text(
+    "UPDATE instance SET content_hash = :hash WHERE nas_id = :nas AND item_key = :key "
+    "AND size = :size AND mtime_ns = :mtime AND content_hash IS NULL")
+
+
+def unhashed(engine: Engine, nas_pk: int, after: str, limit: int) -> list[Unhashed]:
+    """Up to ``limit`` present files without a content hash, in key order after ``after``."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(_UNHASHED, {"nas": nas_pk, "after": after,
+                                                           "limit": limit})]
+
+
+def set_hashes(engine: Engine, nas_pk: int, rows: Sequence[Unhashed],
+               hashes: Sequence[str | None]) -> int:
+    """Store each row's hash, only while its fingerprint is the one that was hashed (a
+    file rewritten meanwhile keeps none). How many rows had a hash to store."""
+    done = [{"hash": h, "nas": nas_pk, "key": r[0], "size": r[2], "mtime": r[3]}
+            for r, h in zip(rows, hashes, strict=True) if h is not None]
+    if done:
+        with engine.begin() as conn:
+            conn.execute(_SET_HASH, done)
+    return len(done)
 
 
 def count_present(engine: Engine, nas_pk: int) -> int:

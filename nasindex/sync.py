@@ -31,6 +31,7 @@ from nasindex.config import NasSettings
 from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
 from nasindex.errors import NasIndexError, UnsafeSync
 from nasindex.guards import ListingShield, ReadGuard, listing_note
+from nasindex.hashing import hash_pending
 from nasindex.index.faults import storage_fault
 from nasindex.index.models import RUN_COUNTS, RunCounts, RunKind, RunStatus, Study, utcnow
 from nasindex.limits import fit
@@ -77,6 +78,7 @@ class RunSummary(RunCounts):
     run_id: int | None = None
     # Studies this run added to the index, counted per modality (run reports show them).
     new_studies: dict[str, int] = {}
+    hashed: int = 0  # content hashes filled in after the run (nasindex.hashing)
 
     @property
     def files_per_second(self) -> float:
@@ -90,7 +92,7 @@ class RunSummary(RunCounts):
                 "indexed": self.indexed, "seconds": round(self.seconds, 3),
                 "files_per_second": round(self.files_per_second, 1), "message": self.message,
                 "first_errors": [list(e) for e in self.first_errors], "run_id": self.run_id,
-                "new_studies": dict(sorted(self.new_studies.items()))}
+                "new_studies": dict(sorted(self.new_studies.items())), "hashed": self.hashed}
 
 
 class SyncRun:
@@ -531,9 +533,11 @@ Progress = Callable[[int, int], None]
 
 def run_sync(nas: NasType, nas_settings: NasSettings, engine: Engine,
              kind: RunKind | str = RunKind.INCREMENTAL, on_progress: Progress | None = None,
-             flow_run_id: str | None = None) -> RunSummary:
-    """All steps of one run, in a row (the objects as :class:`SyncRun` takes them).
-    Raises (after recording the failure) on error."""
+             flow_run_id: str | None = None, hash_files: bool = True) -> RunSummary:
+    """All steps of one run, in a row (the objects as :class:`SyncRun` takes them), then
+    (``hash_files``) the content hashes of what it indexed, after the run: its metadata
+    is searchable before the hashing starts. Raises (after recording the failure) on
+    error."""
     with SyncRun(nas, nas_settings, engine, kind, flow_run_id) as run:
         plan = run.plan()
         total, done = len(plan.to_read), 0
@@ -543,4 +547,7 @@ def run_sync(nas: NasType, nas_settings: NasSettings, engine: Engine,
             if on_progress:
                 on_progress(done, total)
         run.reconcile()
+    if hash_files:
+        run.summary.hashed = hash_pending(nas, run.nas_pk, engine,
+                                          nas_settings.io_timeout_seconds).hashed
     return run.summary

@@ -94,6 +94,11 @@ class Instance(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("nas_id", "item_key"),
         Index("ix_instance_series_present", "series_pk", "missing_since"),
+        # The files whose content hash is still to be computed (a later pass than the
+        # metadata): empty once every file is hashed, so finding none costs nothing (0007).
+        Index("ix_instance_unhashed", "nas_id", "item_key",
+              sqlite_where=text("content_hash IS NULL AND missing_since IS NULL"),
+              postgresql_where=text("content_hash IS NULL AND missing_since IS NULL")),
     )
     id: int | None = Field(default=None, primary_key=True)
     nas_id: int = Field(foreign_key="nas.id", index=True)
@@ -163,6 +168,9 @@ class IndexRun(RunCounts, table=True):
     status: str = RunStatus.RUNNING  # a RunStatus
     message: str | None = None
     flow_run_id: str | None = None
+    # Seconds from the newest file this run indexed being written (its mtime) to the
+    # commit that made it searchable: the lag the health page shows (0007).
+    newest_lag_seconds: float | None = None
 
 
 class ItemError(SQLModel, table=True):
@@ -208,3 +216,32 @@ class AuditEvent(SQLModel, table=True):
     query: str | None = None  # the search text and filters (JSON); the one place for it
     results: int | None = None  # rows, records or files returned
     detail: str | None = None  # why refused, the run started, the error met
+
+
+class Folder(SQLModel, table=True):
+    """A folder of a file-tree NAS as the last listing of it saw it: a poll stats the
+    known folders and lists again only those whose mtime moved or that were still
+    receiving files (not ``settled``). Written only when a run succeeds (0007)."""
+
+    __tablename__ = "folder"
+    nas_id: int = Field(foreign_key="nas.id", primary_key=True)
+    path: str = Field(primary_key=True)  # under the NAS root, ending in "/"; "" is the root
+    mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    settled: bool = True
+
+
+class NasWatch(SQLModel, table=True):
+    """The heartbeat of the watch that keeps one NAS fresh: one row per NAS, rewritten
+    by every poll, whether or not it found changes (0007)."""
+
+    __tablename__ = "nas_watch"
+    nas_id: int = Field(foreign_key="nas.id", primary_key=True)
+    watcher: str  # who watches: a Prefect flow-run id, or host:pid of a CLI watch
+    started_at: datetime = Field(default_factory=utcnow)
+    beat_at: datetime = Field(default_factory=utcnow)
+    interval_seconds: float
+    poll_seconds: float | None = None  # how long the last poll took
+    polls: int = 0  # since started_at
+    changed_polls: int = 0  # of which found something to index, tombstone or revive
+    sweep_next: int = 0  # the share of folders whose files the next poll stats
+    message: str | None = None  # what the watch is doing, when it is not polling

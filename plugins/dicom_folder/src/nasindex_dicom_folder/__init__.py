@@ -1,7 +1,8 @@
 """NAS type ``dicom-folder``: a folder tree of plain DICOM files.
 
-Indexing reads headers only (never pixel data) and hashes the file bytes it has read
-anyway; ``open_image`` decodes pixels for previews. The header parser lives in
+Indexing reads headers only (never pixel data; the usual files through
+:mod:`~nasindex_dicom_folder.fastheader`); the engine hashes the files in a later pass.
+``open_image`` decodes pixels for previews. The header parser lives in
 :mod:`nasindex_dicom_folder.reader` and is imported where files are read: every CLI
 run loads this module, and a no-change sync never needs pydicom (~0.25 s to import).
 """
@@ -35,6 +36,8 @@ class DicomFolder(plugin.NasType):
     Options = DicomFolderOptions
     demo_devices = ("ct",)
     worker_modules = ("nasindex_dicom_folder.reader",)
+    hashes_files = True  # by the engine's pass after the metadata (NasType.content_hash)
+    hashes_files = True
 
     def check(self) -> None:
         if not self.root.is_dir():

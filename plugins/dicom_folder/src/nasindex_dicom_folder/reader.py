@@ -11,14 +11,13 @@ import struct
 from typing import BinaryIO
 
 import pydicom
-import xxhash
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, PrivateTransferSyntaxes
 
-from nasindex.plugin import InstanceRecord, progress
+from nasindex.plugin import InstanceRecord
 from nasindex_dicom_folder import fastheader
 
 PIXEL_DATA = (0x7FE0, 0x0010)
@@ -36,12 +35,9 @@ LOSSLESS_SYNTAXES = {
 }
 
 
-# Files up to this size are read whole and parsed in memory (one read, the fastest way
-# for the slices that make up nearly every NAS); larger ones are parsed from the file
-# and hashed in chunks, so that memory never grows with a file.
-WHOLE_FILE_MAX = 8 * 2**20
-HEADER_MAX = 64 * 2**20  # no real header comes near; a bogus element length would
-HASH_CHUNK = 2**20
+# A header is read through a window that refuses reads past this offset: no real header
+# comes near, and a bogus element length can never make a large file be read whole.
+HEADER_MAX = 64 * 2**20
 
 
 class NotDicom(ValueError):
@@ -49,18 +45,11 @@ class NotDicom(ValueError):
 
 
 def read_file(key: str, rel_path: str, f: BinaryIO) -> InstanceRecord:
-    """The record of an open DICOM file. Decides from the first bytes whether it is
-    DICOM at all, never reads more than a header into memory, and hashes the rest."""
+    """The record of an open DICOM file: its header only, never more than
+    ``HEADER_MAX`` bytes of it (the engine hashes the file in a later pass)."""
     st = os.fstat(f.fileno())
-    if st.st_size <= WHOLE_FILE_MAX:
-        data = f.read()
-        record = read_record(key, rel_path, io.BytesIO(data), len(data), st.st_mtime_ns)
-        record.content_hash = xxhash.xxh3_128_hexdigest(data)
-        return record
-    record = read_record(key, rel_path, HeaderWindow(f, st.st_size, HEADER_MAX),
-                         st.st_size, st.st_mtime_ns)
-    record.content_hash = _hash_file(f)  # only once the file has shown to be DICOM
-    return record
+    return read_record(key, rel_path, HeaderWindow(f, st.st_size, HEADER_MAX), st.st_size,
+                       st.st_mtime_ns)
 
 
 def read_record(key: str, rel_path: str, f: BinaryIO, size: int, mtime_ns: int,
@@ -123,15 +112,6 @@ class HeaderWindow:
 
     def close(self) -> None:
         """The caller owns the file."""
-
-
-def _hash_file(f: BinaryIO) -> str:
-    digest = xxhash.xxh3_128()
-    f.seek(0)
-    while chunk := f.read(HASH_CHUNK):
-        digest.update(chunk)
-        progress()  # a large file on a slow share is not a stalled one
-    return digest.hexdigest()
 
 
 class _PydicomHeader:
