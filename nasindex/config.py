@@ -19,7 +19,7 @@ from nasindex.errors import ConfigError
 DEFAULT_CONFIG = "nasindex.toml"
 CORE_NAS_KEYS = {"type", "root", "display_root", "sync_minutes", "settle_seconds",
                  "max_missing_fraction", "workers", "batch_size", "secret_blocks",
-                 "io_timeout_seconds"}
+                 "io_timeout_seconds", "freshness_seconds", "sweep_minutes"}
 
 
 class IndexSettings(BaseModel):
@@ -89,7 +89,15 @@ class NasSettings(BaseModel):
     root: Path
     display_root: str | None = None
     sync_minutes: float = Field(15, gt=0)
-    settle_seconds: float = Field(60, ge=0)
+    # A file is ready when its size and mtime did not change between two looks this far
+    # apart (nasindex.settling).
+    settle_seconds: float = Field(5, ge=0)
+    # How soon a new file is searchable: a watch polls the NAS often enough for that
+    # (nasindex.freshness); 0: no watch, the incremental sync every sync_minutes instead.
+    freshness_seconds: float = Field(60, ge=0)
+    # Every file is stat-ed at least once in this period by a watch's polls (a rolling
+    # sweep), which catches a file rewritten in place.
+    sweep_minutes: float = Field(60, gt=0)
     max_missing_fraction: float = Field(0.2, ge=0, le=1)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     batch_size: int = Field(500, ge=1)

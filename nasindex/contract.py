@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -122,6 +123,41 @@ class ScanResult:
     skipped: list[ItemFailure] = field(default_factory=list)
     ordered: bool = False
     failures: list[ItemFailure] = field(default_factory=list)
+    # A poll (``complete`` False) lists whole folders: ``scopes`` are the folders (key
+    # prefixes ending in "/", "" for the root) whose items were all listed, so that an
+    # indexed item directly in one of them (not below) that was not listed is gone.
+    scopes: list[str] | None = None
+    # The folders this listing looked at, as the engine keeps them for the next poll:
+    # every folder for a complete listing, the folders listed again or new for a poll;
+    # ``folders_gone`` are known folders that no longer exist.
+    folders: list[FolderMark] = field(default_factory=list)
+    folders_gone: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderMark:
+    """A folder of a file tree as a listing saw it: its mtime just before it was listed,
+    and whether it had stopped changing (``settled``). A folder's mtime moves when an
+    entry is added, removed or renamed in it (not when a file in it is rewritten)."""
+
+    path: str  # a key prefix ending in "/"; "" is the root
+    mtime_ns: int
+    settled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PollState:
+    """What a poll of a file tree starts from: the folders the index knows, and which
+    share of them this poll lists again whatever their mtime (a rolling sweep: every
+    folder's files are stat-ed once every ``sweeps`` polls, which catches a file
+    rewritten in place, something no folder mtime shows)."""
+
+    folders: Mapping[str, FolderMark]
+    sweep: int = 0
+    sweeps: int = 1
+
+    def swept(self, path: str) -> bool:
+        return zlib.crc32(path.encode("utf-8", "surrogateescape")) % self.sweeps == self.sweep
 
 
 _progress = threading.local()
@@ -175,6 +211,9 @@ class NasType:
     # Whether each item's file gets a content hash (``content_hash``), computed by a pass
     # after the metadata is indexed, so that hashing never holds back search.
     hashes_files: ClassVar[bool] = False
+    # Whether ``scan`` can poll: list only the folders that moved since the last listing
+    # (``scan(poll=PollState(...))``), returning ``scopes`` and ``folders``.
+    polls_folders: ClassVar[bool] = False
 
     def __init__(self, nas_id: str, root: Path, options: NasOptions) -> None:
         self.nas_id = nas_id
@@ -185,9 +224,17 @@ class NasType:
         """Raise NasUnavailable, naming the cause and the fix, if the NAS cannot be read."""
         raise NotImplementedError
 
-    def scan(self, cursor: str | None = None) -> ScanResult:
-        """List items with fingerprints. Must not read file contents."""
+    def scan(self, cursor: str | None = None, poll: PollState | None = None) -> ScanResult:
+        """List items with fingerprints. Must not read file contents. ``poll`` is given
+        only to a type that ``polls_folders``, and only once the index knows its folders."""
         raise NotImplementedError
+
+    def settle(self, items: Sequence[Fingerprint], scan: ScanResult) -> list[Fingerprint]:
+        """A second look at new and changed items, ``settle_seconds`` after ``scan`` listed
+        them: the items still being written, with their fingerprints as they are now
+        (the engine defers them and holds back the studies they belong to). The default
+        sees nothing moving: right for items a database lists once they are complete."""
+        return []
 
     def read(self, batch: Sequence[Fingerprint]) -> list[InstanceRecord | ItemFailure]:
         """Read the metadata of a batch of new or changed items, one outcome per item."""

@@ -13,16 +13,18 @@ The names below are stable: a plugin declares ``nasindex>=0.1`` and builds on th
 from nasindex.config import NasSettings, Settings, current_settings
 from nasindex.contract import (
     Fingerprint,
+    FolderMark,
     InstanceRecord,
     ItemFailure,
     NasOptions,
     NasType,
+    PollState,
     ScanResult,
     progress,
 )
 from nasindex.demo import DemoPatient, DemoSeries, DemoStudy, make_phantom, phantom_slice
 from nasindex.errors import ConfigError, NasIndexError, NasUnavailable
-from nasindex.paths import escape_path, real_path
+from nasindex.paths import escape_path, real_path, unescape_path
 from nasindex.registry import open_nas
 
 __all__ = [
@@ -35,7 +37,9 @@ __all__ = [
     # a plugin's own commands: the config of the running command, a configured NAS
     "current_settings", "open_nas", "Settings", "NasSettings",
     # paths of a file-based NAS type: a listed name as the index keys it, and back
-    "escape_path", "real_path",
+    "escape_path", "real_path", "unescape_path",
+    # a file tree that polls only the folders that moved (NasType.polls_folders)
+    "FolderMark", "PollState",
     # the demo patients a NAS type writes in its format (NasType.create_demo)
     "DemoPatient", "DemoStudy", "DemoSeries", "phantom_slice", "make_phantom",
 ]

@@ -388,10 +388,11 @@ def start_run(engine: Engine, nas_pk: int, kind: str, flow_run_id: str | None) -
 
 
 def finish_run(engine: Engine, run_pk: int, status: str, message: str | None,
-               counts: dict[str, int]) -> None:
+               counts: dict[str, int], newest_lag_seconds: float | None = None) -> None:
     with engine.begin() as conn:
         conn.execute(update(IndexRun).where(IndexRun.id == run_pk).values(
-            status=status, message=message, ended_at=utcnow(), **counts))
+            status=status, message=message, ended_at=utcnow(),
+            newest_lag_seconds=newest_lag_seconds, **counts))
 
 
 # Files still to hash (nasindex.hashing), through the partial index ix_instance_unhashed.

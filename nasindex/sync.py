@@ -26,9 +26,17 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from nasindex import store
+from nasindex import folders, store
 from nasindex.config import NasSettings
-from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
+from nasindex.contract import (
+    Fingerprint,
+    FolderMark,
+    InstanceRecord,
+    ItemFailure,
+    NasType,
+    PollState,
+    ScanResult,
+)
 from nasindex.errors import NasIndexError, UnsafeSync
 from nasindex.guards import ListingShield, ReadGuard, listing_note
 from nasindex.hashing import hash_pending
@@ -36,6 +44,7 @@ from nasindex.index.faults import storage_fault
 from nasindex.index.models import RUN_COUNTS, RunCounts, RunKind, RunStatus, Study, utcnow
 from nasindex.limits import fit
 from nasindex.runlock import run_lock
+from nasindex.settling import Settling
 from nasindex.stopping import StopSignals, stop_pool, worker_init
 from nasindex.watch import POLL, Watch, set_beat
 
@@ -62,6 +71,12 @@ class SyncPlan:
     errors_gone: list[str] = field(default_factory=list)
     cursor: str | None = None
     failures: list[ItemFailure] = field(default_factory=list)  # what could not be listed
+    new_failures: int = 0  # of which the index has no error row yet
+
+    @property
+    def reconciles(self) -> bool:
+        """Whether reconciling writes anything (tombstones, revivals, error rows)."""
+        return bool(self.gone or self.revive or self.errors_gone or self.new_failures)
 
 
 class RunSummary(RunCounts):
@@ -79,6 +94,8 @@ class RunSummary(RunCounts):
     # Studies this run added to the index, counted per modality (run reports show them).
     new_studies: dict[str, int] = {}
     hashed: int = 0  # content hashes filled in after the run (nasindex.hashing)
+    # Seconds from the newest indexed file's mtime to the commit that made it searchable.
+    newest_lag: float | None = None
 
     @property
     def files_per_second(self) -> float:
@@ -92,7 +109,8 @@ class RunSummary(RunCounts):
                 "indexed": self.indexed, "seconds": round(self.seconds, 3),
                 "files_per_second": round(self.files_per_second, 1), "message": self.message,
                 "first_errors": [list(e) for e in self.first_errors], "run_id": self.run_id,
-                "new_studies": dict(sorted(self.new_studies.items())), "hashed": self.hashed}
+                "new_studies": dict(sorted(self.new_studies.items())), "hashed": self.hashed,
+                "newest_lag_seconds": self.newest_lag}
 
 
 class SyncRun:
@@ -101,11 +119,16 @@ class SyncRun:
 
     It takes ready objects: the NAS-type object (``registry.open_nas``), that NAS's
     settings and the index's engine (``index.db.require_current``). The caller resolves
-    them once; building a run looks nothing up and touches no file or database."""
+    them once; building a run looks nothing up and touches no file or database.
+
+    ``quiet`` (a watch's polls): the run is recorded only once it has something to write,
+    and a failure is left to the caller to record. ``sweep`` (share, shares): the share
+    of folders whose files a poll stats whatever their mtime (the rolling sweep)."""
 
     def __init__(self, nas: NasType, nas_settings: NasSettings, engine: Engine,
                  kind: RunKind | str = RunKind.INCREMENTAL,
-                 flow_run_id: str | None = None) -> None:
+                 flow_run_id: str | None = None, quiet: bool = False,
+                 sweep: tuple[int, int] = (0, 0)) -> None:
         if nas.nas_id != nas_settings.id:
             raise ValueError(f"NAS object {nas.nas_id!r} does not match settings of "
                              f"{nas_settings.id!r}")
@@ -127,6 +150,12 @@ class SyncRun:
         self._ahead: dict[tuple[str, int], list[Future]] = {}
         self._lock = None
         self._started = 0.0
+        self.quiet = quiet
+        self.sweep = sweep
+        self.settling = Settling()
+        self._scan: ScanResult | None = None
+        self._known_folders: dict[str, FolderMark] = {}
+        self._newest_mtime = 0
 
     # -- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> SyncRun:
@@ -139,8 +168,8 @@ class SyncRun:
             try:
                 with self.index_faults():
                     self.nas_pk = store.ensure_nas(self.engine, self.nas_settings)
-                    self.summary.run_id = store.start_run(self.engine, self.nas_pk,
-                                                          self.kind.value, self.flow_run_id)
+                    if not self.quiet:
+                        self._record()
             except BaseException:
                 self._lock.__exit__(None, None, None)
                 raise
@@ -150,11 +179,20 @@ class SyncRun:
         self._started = time.perf_counter()
         return self
 
+    def _record(self) -> None:
+        """Start the run record, once (a quiet run: when it first writes)."""
+        if self.summary.run_id is None:
+            self.summary.run_id = store.start_run(self.engine, self.nas_pk, self.kind.value,
+                                                  self.flow_run_id)
+
     def __exit__(self, exc_type, exc, tb) -> None:
         stopped = self._signals.received
         try:
             if self._pool is not None:  # a failed or stopped run wants no more reads
                 stop_pool(self._pool, kill=exc is not None or stopped is not None)
+            if self.summary.run_id is None:  # a quiet run that wrote nothing
+                self._conclude_quiet(exc, stopped)
+                return
             self._conclude(exc, stopped)
             self.summary.seconds = time.perf_counter() - self._started
             self._finish(exc)
@@ -182,13 +220,22 @@ class SyncRun:
         this process is gone, and the fault that stopped the run is what is raised."""
         try:
             store.finish_run(self.engine, self.summary.run_id, self.summary.status,
-                             self.summary.message, self.summary.counts())
+                             self.summary.message, self.summary.counts(),
+                             self.summary.newest_lag)
         except Exception as finish_exc:
             fault = storage_fault(finish_exc, str(self.engine.url))
             if fault is None:
                 raise
             if exc is None:
                 raise fault from finish_exc
+
+    def _conclude_quiet(self, exc: BaseException | None, stopped: int | None) -> None:
+        """The status of a quiet run that wrote nothing (it leaves no record: the watch
+        records a failure itself, once per reason)."""
+        s = self.summary
+        s.seconds = time.perf_counter() - self._started
+        s.status = (RunStatus.INTERRUPTED if stopped is not None else
+                    RunStatus.FAILED if exc is not None else RunStatus.SUCCEEDED)
 
     def _conclude(self, exc: BaseException | None, stopped: int | None) -> None:
         """The run's status and message, and what a failed run undoes."""
@@ -220,7 +267,7 @@ class SyncRun:
             multiprocessing.forkserver.ensure_running()
         full = self.kind == RunKind.FULL
         cursor = None if full else store.get_cursor(self.engine, self.nas_pk)
-        scan = self._watch.call("listing it", self.nas.scan, cursor)
+        scan = self._scan = self._list(cursor)
         if not isinstance(scan.items, list | tuple):  # a lazy listing: watched item by item
             scan.items = self._watch.iterate("listing it", scan.items)
         errors = store.known_errors(self.engine, self.nas_pk)
@@ -229,20 +276,31 @@ class SyncRun:
             rows = store.known_items_ordered(self.engine, self.nas_pk)
             pairs = _pair_ordered(scan.items, rows, unlisted)
         else:
-            known = store.known_items(self.engine, self.nas_pk)
+            known = (folders.items_in(self.engine, self.nas_pk, scan.scopes,
+                                      self._known_folders) if scan.scopes is not None
+                     else store.known_items(self.engine, self.nas_pk))
             pairs = _pair_unordered(scan.items, known, unlisted)
         plan = self._diff(pairs, errors)
+        listed_at = time.monotonic()
         plan.skipped += len(scan.skipped)
         plan.cursor = scan.cursor
         plan.failures = list(scan.failures)
-        if scan.complete:
+        plan.new_failures = sum(f.key not in errors for f in plan.failures)
+        if scan.complete or scan.scopes is not None:
             # What could not be listed is not gone: nothing under it is tombstoned, and
             # its error rows stay.
             shielded = ListingShield(plan.failures)
             plan.gone = [k for k in unlisted.gone if not shielded.covers(k)]
+            scopes = set(scan.scopes or ())
             plan.errors_gone = [k for k in errors
-                                if k not in self._seen_errors and not shielded.covers(k)]
-            self._check_safe(plan, unlisted.present)
+                                if k not in self._seen_errors and not shielded.covers(k)
+                                and (scan.complete or folders.folder_of(k) in scopes)]
+            if scan.complete:
+                self._check_safe(plan, unlisted.present)
+            elif plan.gone:  # a poll: what is gone weighed against all the NAS holds
+                self._check_safe(plan, store.count_present(self.engine, self.nas_pk),
+                                 whole=False)
+        self._look_again(scan, plan, listed_at)
         self.plan_ = plan
         s = self.summary
         s.seen, s.deferred, s.skipped = plan.seen, plan.deferred, plan.skipped
@@ -254,9 +312,7 @@ class SyncRun:
               errors: dict[str, store.KnownError]) -> SyncPlan:
         plan = SyncPlan()
         self._seen_errors: set[str] = set()  # not every key: errors are few, files many
-        settle_ns = int(self.nas_settings.settle_seconds * 1e9)
         now = utcnow()
-        now_ns = time.time_ns()
         full, retry = self.kind == RunKind.FULL, self.kind == RunKind.RETRY
         for fp, old in pairs:
             plan.seen += 1
@@ -265,9 +321,6 @@ class SyncRun:
                 self._seen_errors.add(fp.key)
                 if err.note:
                     err = None  # indexed: a remark, not a failure to retry
-            if now_ns - fp.mtime_ns < settle_ns:
-                plan.deferred += 1  # still being written: next run
-                continue
             same = old is not None and old[SIZE:MISSING] == (fp.size, fp.mtime_ns, fp.version)
             if err is not None and (err.size, err.mtime_ns) == (fp.size, fp.mtime_ns):
                 if err.skipped and not full:
@@ -295,8 +348,31 @@ class SyncRun:
                 plan.revive.append(fp.key)
         return plan
 
-    def _check_safe(self, plan: SyncPlan, present: int) -> None:
-        if present and plan.seen == 0:
+    def _list(self, cursor: str | None) -> ScanResult:
+        """The NAS's listing: a poll of the folders that moved, when this is a poll of a
+        type that polls folders and the index knows them; else the whole listing."""
+        if self.kind == RunKind.POLL and self.nas.polls_folders:
+            self._known_folders = folders.load(self.engine, self.nas_pk)
+            if self._known_folders:
+                poll = PollState(self._known_folders, *self.sweep)
+                return self._watch.call("polling its folders", self.nas.scan, cursor, poll)
+        return self._watch.call("listing it", self.nas.scan, cursor)
+
+    def _look_again(self, scan: ScanResult, plan: SyncPlan, listed_at: float) -> None:
+        """The second look (nasindex.settling): what is still being written waits."""
+        waiting = self.settling.second_look(self.nas, scan, plan.to_read, listed_at,
+                                            self.nas_settings.settle_seconds,
+                                            self._watch.call)
+        if waiting:
+            keep = [i for i, fp in enumerate(plan.to_read) if fp.key not in waiting]
+            plan.deferred += len(plan.to_read) - len(keep)
+            plan.to_read = [plan.to_read[i] for i in keep]
+            plan.why = bytearray(plan.why[i] for i in keep)
+
+    def _check_safe(self, plan: SyncPlan, present: int, whole: bool = True) -> None:
+        """Fail before any write if the listing (``whole``: of the whole NAS) looks like
+        a share that is not there, or would tombstone too much."""
+        if whole and present and plan.seen == 0:
             unlisted = (f" ({plan.failures[0].rel_path}: {plan.failures[0].reason})"
                         if plan.failures else "")
             raise UnsafeSync(
@@ -326,11 +402,18 @@ class SyncRun:
         outcomes = [_with_fingerprint(o, by_key[o.key]) if isinstance(o, ItemFailure) else o
                     for o in outcomes]
         self._reads.check(outcomes, self.nas, self._watch)
+        kept = self.settling.keep(outcomes, batch)
+        self.summary.deferred += len(outcomes) - len(kept)
+        outcomes = kept
+        if not outcomes:  # all still being written: nothing to write, nor to record
+            return store.BatchCounts()
         new, changed = self._committed_kinds(batch, outcomes)
         with self.index_faults():
+            self._record()
             fresh = self._new_studies(o for o in outcomes if isinstance(o, InstanceRecord))
             counts = store.write_batch(self.engine, self.nas_pk, outcomes,
                                        self.summary.run_id, {"new": new, "changed": changed})
+        self._note_lag(outcomes)
         self._reads.written(outcomes)
         s = self.summary
         for modality in fresh:
@@ -344,6 +427,17 @@ class SyncRun:
             if isinstance(o, ItemFailure) and not o.skipped and len(s.first_errors) < 10:
                 s.first_errors.append((o.rel_path, o.reason))
         return counts
+
+    def _note_lag(self, committed: Iterable[InstanceRecord | ItemFailure]) -> None:
+        """The lag of the newest file indexed so far: from its mtime to now, its commit.
+        Of polls and syncs only: a full index re-reads old files on purpose."""
+        if self.kind not in (RunKind.POLL, RunKind.INCREMENTAL):
+            return
+        newest = max((o.mtime_ns for o in committed if isinstance(o, InstanceRecord)),
+                     default=0)
+        if newest > self._newest_mtime:
+            self._newest_mtime = newest
+            self.summary.newest_lag = max(time.time() - newest / 1e9, 0.0)
 
     def _committed_kinds(self, batch: Sequence[Fingerprint],
                          outcomes: list[InstanceRecord | ItemFailure]) -> tuple[int, int]:
@@ -410,13 +504,18 @@ class SyncRun:
         return self._pool
 
     def reconcile(self) -> None:
-        """Tombstone what is gone, revive what came back unchanged, keep the cursor."""
+        """Tombstone what is gone, revive what came back unchanged, keep the cursor and
+        what the listing saw of the folders (for the next poll)."""
         plan = self._require_plan()
         with self.index_faults():
-            store.write_failures(self.engine, self.nas_pk, plan.failures)
-            self.summary.missing = store.tombstone(self.engine, self.nas_pk, plan.gone)
-            self.summary.revived = store.revive(self.engine, self.nas_pk, plan.revive)
-            store.forget_errors(self.engine, self.nas_pk, plan.errors_gone)
+            if self.nas.polls_folders and self._scan is not None:
+                folders.save(self.engine, self.nas_pk, self._scan, self.settling.folders())
+            if plan.reconciles or self.summary.run_id is not None:
+                self._record()
+                store.write_failures(self.engine, self.nas_pk, plan.failures)
+                self.summary.missing = store.tombstone(self.engine, self.nas_pk, plan.gone)
+                self.summary.revived = store.revive(self.engine, self.nas_pk, plan.revive)
+                store.forget_errors(self.engine, self.nas_pk, plan.errors_gone)
             if plan.cursor is not None:
                 store.set_cursor(self.engine, self.nas_pk, plan.cursor)
 

@@ -57,4 +57,5 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
                         '[nas.ct]\ntype = "dicom-folder"\nroot = "share"\n')
     assert s.index.url == f"sqlite:///{tmp_path / 'data' / 'i.db'}"
     assert s.nas["ct"].root == tmp_path / "share"
-    assert s.nas["ct"].sync_minutes == 15 and s.nas["ct"].settle_seconds == 60
+    assert s.nas["ct"].sync_minutes == 15 and s.nas["ct"].settle_seconds == 5
+    assert s.nas["ct"].freshness_seconds == 60 and s.nas["ct"].sweep_minutes == 60

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -107,14 +108,30 @@ def test_mass_disappearance_fails_and_changes_nothing(settings, engine, ct_root)
 
 def test_files_still_being_written_wait_for_the_next_run(tmp_path, ct_root):
     settings = write_config(tmp_path / "settle.toml", {"ct": {
-        "type": "dicom-folder", "root": str(ct_root), "settle_seconds": 60}})
+        "type": "dicom-folder", "root": str(ct_root), "settle_seconds": 1}})
     migrate(settings.index.url)
-    fresh = _files(ct_root)[0]
-    os.utime(fresh)  # written just now
-    summary = run_nas(settings, "ct", "full")
+    growing, recent = _files(ct_root)[:2]
+    os.utime(recent)  # written just now, but not moving: two looks agree, it is read
+    stop = threading.Event()
+
+    def write_slowly() -> None:  # appends while the run lists, waits and reads
+        with open(growing, "ab") as f:
+            while not stop.wait(0.05):
+                f.write(b"\0" * 64)
+                f.flush()
+
+    writer = threading.Thread(target=write_slowly)
+    writer.start()
+    try:
+        summary = run_nas(settings, "ct", "full")
+    finally:
+        stop.set()
+        writer.join()
     assert summary.deferred == 1 and summary.indexed == len(_files(ct_root)) - 1
-    age(ct_root)
-    assert run_nas(settings, "ct", "incremental").new == 1
+    key = growing.relative_to(ct_root).as_posix()
+    assert key not in {row[0] for row in dump(get_engine(settings.index.url))["instances"]}
+    later = run_nas(settings, "ct", "incremental")
+    assert (later.new, later.deferred) == (1, 0)
 
 
 def test_failed_file_is_retried_later_and_on_demand(settings, engine, ct_root):

@@ -143,6 +143,7 @@ class RunKind(StrEnum):
     FULL = "full"  # re-read every item
     INCREMENTAL = "incremental"  # read only new and changed items
     RETRY = "retry"  # re-read the items that failed, now
+    POLL = "poll"  # incremental, listing only what moved (a watch's runs; nasindex.freshness)
 
 
 class RunStatus(StrEnum):

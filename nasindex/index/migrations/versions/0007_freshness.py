@@ -12,6 +12,8 @@ Create Date: 2026-12-03 16:00:00
   (hashing is a later pass than the metadata); empty once every file is hashed.
 * ``index_run.newest_lag_seconds``: seconds from the newest indexed file's mtime to the
   commit that made it searchable.
+* PostgreSQL only: ``ix_instance_key_c``, item keys in code-point order (``COLLATE "C"``),
+  for the key ranges of a folder's items (SQLite's own index already has that order).
 
 Plain ``op.add_column``/``drop_column``: a batch copy of ``index_run`` would work too, but
 ``instance`` and ``patient`` must never be batch-copied (0002's triggers live on them).
@@ -54,9 +56,13 @@ def upgrade() -> None:
     op.create_index('ix_instance_unhashed', 'instance', ['nas_id', 'item_key'],
                     sqlite_where=sa.text(UNHASHED), postgresql_where=sa.text(UNHASHED))
     op.add_column('index_run', sa.Column('newest_lag_seconds', sa.Float(), nullable=True))
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute('CREATE INDEX ix_instance_key_c ON instance (nas_id, item_key COLLATE "C")')
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_instance_key_c")
     op.drop_column('index_run', 'newest_lag_seconds')
     op.drop_index('ix_instance_unhashed', table_name='instance')
     op.drop_table('nas_watch')
