@@ -88,6 +88,12 @@ class Watcher:
                                               self.interval)
         self.next_at = time.monotonic()
 
+    def poll_once(self) -> Poll:
+        """One poll outside a watch (``nasindex watch --once``): the heartbeat is left to
+        the watch, if one runs; the sweep share is the one it would take next."""
+        self.sweep_next = heartbeat.sweep_next(self.engine, self.nas_pk)
+        return self.poll()
+
     def poll(self) -> Poll:
         """One poll of the NAS, recorded as a run only if it changed something."""
         started = time.monotonic()

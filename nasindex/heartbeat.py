@@ -53,10 +53,9 @@ def beat(engine: Engine, nas_pk: int, watcher: str, b: Beat) -> bool:
     return done.rowcount == 1
 
 
-def still_watching(engine: Engine, nas_pk: int, watcher: str) -> bool:
+def sweep_next(engine: Engine, nas_pk: int) -> int:
     with engine.connect() as conn:
-        return conn.scalar(select(NasWatch.watcher).where(NasWatch.nas_id == nas_pk)
-                           ) == watcher
+        return conn.scalar(select(NasWatch.sweep_next).where(NasWatch.nas_id == nas_pk)) or 0
 
 
 def step_down(engine: Engine, nas_pk: int, watcher: str, message: str) -> None:

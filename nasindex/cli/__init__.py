@@ -11,6 +11,7 @@ keeps it so.
 | module | commands |
 |---|---|
 | :mod:`~nasindex.cli.runs` | init, index, sync, retry |
+| :mod:`~nasindex.cli.watching` | watch |
 | :mod:`~nasindex.cli.find` | search, images |
 | :mod:`~nasindex.cli.ops` | status, plugins, deployments, demo |
 | :mod:`~nasindex.cli.audit` | audit |
@@ -25,7 +26,7 @@ from typing import Annotated
 
 import typer
 
-from nasindex.cli import audit, find, ops, runs, usage
+from nasindex.cli import audit, find, ops, runs, usage, watching
 from nasindex.cli.commands import CommandGroup
 from nasindex.cli.options import set_config_path, settings
 
@@ -35,7 +36,8 @@ app = typer.Typer(help="Index the medical images on several NAS devices; search 
                   no_args_is_help=True, pretty_exceptions_enable=False, cls=CommandGroup,
                   rich_markup_mode=None)
 
-for module, names in ((runs, ("init", "index", "sync", "retry")), (find, ("search", "images")),
+for module, names in ((runs, ("init", "index", "sync", "retry")), (watching, ("watch",)),
+                      (find, ("search", "images")),
                       (ops, ("status", "plugins", "deployments", "demo")),
                       (audit, ("audit",))):
     for name in names:

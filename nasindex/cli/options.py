@@ -55,3 +55,5 @@ NasArg = Annotated[str | None, typer.Argument(help="NAS id from the config.",
                                               show_default=False)]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every configured NAS.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+NoHashOpt = Annotated[bool, typer.Option(
+    "--no-hash", help="Leave the content hashes to a later run or a watch (metadata only).")]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nasindex.cli import output
-from nasindex.cli.options import AllOpt, JsonOpt, NasArg, settings
+from nasindex.cli.options import AllOpt, JsonOpt, NasArg, NoHashOpt, settings
 from nasindex.errors import IndexStorageError, NasIndexError
 
 if TYPE_CHECKING:
@@ -49,25 +49,28 @@ def init(rebuild: RebuildOpt = False) -> None:
     migrate(s.index.url)
     output.say(f"Index ready at {make_url(s.index.url).render_as_string(hide_password=True)}")
     if rebuild:
-        _run_many("full", None, True, False)  # everything the old index knew, read again
+        _run_many("full", None, True, False, True)  # everything the old index knew, again
 
 
-def index(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
+def index(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False,
+          no_hash: NoHashOpt = False) -> None:
     """Full index: list the NAS and (re-)read every file."""
-    _run_many("full", nas, all_, as_json)
+    _run_many("full", nas, all_, as_json, not no_hash)
 
 
-def sync(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
+def sync(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False,
+         no_hash: NoHashOpt = False) -> None:
     """Incremental sync: read only new and changed files; tombstone vanished ones."""
-    _run_many("incremental", nas, all_, as_json)
+    _run_many("incremental", nas, all_, as_json, not no_hash)
 
 
-def retry(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
+def retry(nas: NasArg = None, all_: AllOpt = False, as_json: JsonOpt = False,
+          no_hash: NoHashOpt = False) -> None:
     """Re-read the files that failed before, now, without waiting for their retry time."""
-    _run_many("retry", nas, all_, as_json)
+    _run_many("retry", nas, all_, as_json, not no_hash)
 
 
-def _targets(s: Settings, nas: str | None, all_: bool) -> list[NasSettings]:
+def targets(s: Settings, nas: str | None, all_: bool) -> list[NasSettings]:
     if all_:
         return list(s.nas.values())
     if not nas:
@@ -75,19 +78,20 @@ def _targets(s: Settings, nas: str | None, all_: bool) -> list[NasSettings]:
     return [s.get_nas(nas)]
 
 
-def _run_many(kind: str, nas: str | None, all_: bool, as_json: bool) -> None:
+def _run_many(kind: str, nas: str | None, all_: bool, as_json: bool, hash_files: bool
+              ) -> None:
     from nasindex.index.db import require_current
     from nasindex.registry import open_nas
 
     s = settings()
-    targets = _targets(s, nas, all_)  # a mistyped NAS is named before the index is opened
+    chosen = targets(s, nas, all_)  # a mistyped NAS is named before the index is opened
     engine = require_current(s.index.url)
     summaries: list[RunSummary] = []
     failed = False
-    for nas_settings in targets:
+    for nas_settings in chosen:
         try:
             target = open_nas(nas_settings)
-            summaries.append(_run_one(target, nas_settings, engine, kind, quiet=as_json))
+            summaries.append(_run_one(target, nas_settings, engine, kind, as_json, hash_files))
         except NasIndexError as exc:
             failed = True
             output.say((f"{nas_settings.id}: ", "bold red"), (str(exc), "red"), err=True)
@@ -98,7 +102,7 @@ def _run_many(kind: str, nas: str | None, all_: bool, as_json: bool) -> None:
 
 
 def _run_one(nas: NasType, nas_settings: NasSettings, engine: Engine, kind: str,
-             quiet: bool) -> RunSummary:
+             quiet: bool, hash_files: bool) -> RunSummary:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -117,7 +121,8 @@ def _run_one(nas: NasType, nas_settings: NasSettings, engine: Engine, kind: str,
         task = bar.add_task("read", total=None)
         summary = run_sync(nas, nas_settings, engine, kind,
                            on_progress=lambda done, total: bar.update(task, completed=done,
-                                                                      total=total))
+                                                                      total=total),
+                           hash_files=hash_files)
     if not quiet:
         output.say(_summary_line(summary))
         for path, reason in summary.first_errors[:ERRORS_SHOWN]:
@@ -129,4 +134,4 @@ def _summary_line(x: RunSummary) -> str:
     return (f"{x.nas}: {x.kind} {x.status} in {x.seconds:.1f}s - seen {x.seen}, "
             f"new {x.new}, changed {x.changed}, missing {x.missing}, revived {x.revived}, "
             f"failed {x.failed}, skipped {x.skipped}, waiting {x.deferred} "
-            f"({x.files_per_second:.0f} files/s)")
+            f"({x.files_per_second:.0f} files/s); hashed {x.hashed} after it")

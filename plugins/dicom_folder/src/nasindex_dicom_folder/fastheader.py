@@ -88,6 +88,15 @@ class FastHeader:
         """A name or description in the file's character set, trailing padding removed."""
         return self.texts.get(tag)
 
+    def has(self, tag: int) -> bool:
+        return tag in self.values
+
+    def pixels(self, size: int) -> tuple[int, int, int] | None:
+        """(offset, value length, element header length) of the pixel data, if any."""
+        if self.pixels_at is None or self.pixel_length is None:
+            return None
+        return self.pixels_at, self.pixel_length, self.pixel_header
+
     def us(self, tag: int) -> int | None:
         """An unsigned short (Rows, Columns)."""
         found = self.values.get(tag)
