@@ -30,12 +30,14 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed
 from prefect.tasks import Task, exponential_backoff
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from flows.reports import publish_run_report
 from nasindex.config import NasSettings, load_settings
-from nasindex.contract import Fingerprint
+from nasindex.contract import Fingerprint, NasType
 from nasindex.errors import ConfigError, NasIndexError, RunInProgress
+from nasindex.hashing import hash_pending
 from nasindex.index.db import require_current
 from nasindex.index.models import RunKind
 from nasindex.ops import catalog
@@ -90,6 +92,14 @@ def reconcile_step(run: SyncRun, label: str) -> dict[str, int]:
     return {"missing": run.summary.missing, "revived": run.summary.revived}
 
 
+@task(name="hash", task_run_name="hash {label}", cache_policy=NO_CACHE)
+def hash_step(nas: NasType, nas_pk: int, engine: Engine, io_timeout: float,
+              label: str) -> int:
+    """Content hashes of what the run indexed (nasindex.hashing); a later run or the
+    watch finishes what this one leaves (another pass holds the NAS)."""
+    return hash_pending(nas, nas_pk, engine, io_timeout).hashed
+
+
 class RunLog(logging.LoggerAdapter):
     """Prefect's run logger with the NAS and index-run id in every line (no PHI: the
     engine's messages name paths, UIDs and counts only)."""
@@ -116,6 +126,9 @@ def sync_nas(nas: str, kind: RunKind, config: str | None, wait_seconds: float) -
             run = _enter_when_free(stack, new_run, wait_seconds, log)
             log.extra["index_run_id"] = run.summary.run_id
             _steps(run, log)
+        # After the run: its metadata is searchable, and the run lock is free again.
+        run.summary.hashed = hash_step(run.nas, run.nas_pk, engine,
+                                       run.nas_settings.io_timeout_seconds, label=nas)
     except RunInProgress as exc:
         log.warning("skipped: %s", exc)
         return Cancelled(name="Skipped", message=str(exc))

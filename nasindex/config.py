@@ -17,6 +17,7 @@ from nasindex import invocation
 from nasindex.errors import ConfigError
 
 DEFAULT_CONFIG = "nasindex.toml"
+POLL_MIN_SECONDS = 0.5
 CORE_NAS_KEYS = {"type", "root", "display_root", "sync_minutes", "settle_seconds",
                  "max_missing_fraction", "workers", "batch_size", "secret_blocks",
                  "io_timeout_seconds", "freshness_seconds", "sweep_minutes"}
@@ -108,6 +109,13 @@ class NasSettings(BaseModel):
     # variable (e.g. the one `password_env` names) before the NAS is opened.
     secret_blocks: dict[str, str] = {}
     options: dict[str, Any] = {}
+
+    @property
+    def poll_seconds(self) -> float:
+        """From the start of one poll of its watch to the next: the freshness promise
+        less the second look and a sixth of it for reading (nasindex.freshness)."""
+        fresh = self.freshness_seconds
+        return max(POLL_MIN_SECONDS, fresh - self.settle_seconds - fresh / 6)
 
 
 class Settings(BaseModel):

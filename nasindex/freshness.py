@@ -34,20 +34,13 @@ from nasindex.hashing import hash_pending
 from nasindex.index.models import RunKind, RunStatus
 from nasindex.sync import RunSummary, SyncRun
 
-POLL_MIN = 0.5  # seconds: the shortest interval between two polls
 HASH_MARGIN = 0.5  # seconds: hashing stops this long before the next poll is due
 BUSY = "waiting: another run of this NAS is going (a full index, a sync)"
 
 
-def poll_interval(nas: NasSettings) -> float:
-    """Seconds from the start of one poll to the start of the next (see the module)."""
-    fresh = nas.freshness_seconds
-    return max(POLL_MIN, fresh - nas.settle_seconds - fresh / 6)
-
-
 def sweep_shares(nas: NasSettings) -> int:
     """Polls per rolling sweep: each stats the files of one share of the folders."""
-    return max(1, round(nas.sweep_minutes * 60 / poll_interval(nas)))
+    return max(1, round(nas.sweep_minutes * 60 / nas.poll_seconds))
 
 
 def watcher_name() -> str:
@@ -76,7 +69,7 @@ class Watcher:
         self.name = name or watcher_name()
         self.flow_run_id = flow_run_id
         self.on_poll = on_poll
-        self.interval = poll_interval(nas_settings)
+        self.interval = nas_settings.poll_seconds
         self.shares = sweep_shares(nas_settings)
         self.nas_pk = store.ensure_nas(engine, nas_settings)
         self.sweep_next = 0
@@ -165,5 +158,5 @@ def watch(watchers: Sequence[Watcher], stop: threading.Event | None = None,
             active.remove(due)  # another watch took this NAS over
             reason = "another watch took over"
     for w in active:
-        heartbeat.step_down(w.engine, w.nas_pk, w.name, f"the watch ended: {reason}")
+        heartbeat.step_down(w.engine, w.nas_pk, w.name, reason)
     return reason

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from nasindex import heartbeat
 from nasindex.config import NasSettings, Settings
 from nasindex.index.models import (
     RUN_COUNTS,
@@ -18,6 +19,7 @@ from nasindex.index.models import (
     Instance,
     ItemError,
     Nas,
+    NasWatch,
     Patient,
     RunKind,
     RunStatus,
@@ -144,12 +146,17 @@ def _aware(value: datetime) -> datetime:
 def nas_health(engine: Engine, settings: Settings, now: datetime | None = None, *,
                scope: Scope) -> list[dict[str, Any]]:
     """:func:`nas_status` for every NAS in the index or in the config, plus the sync
-    interval, the age of the last successful run and whether it is stale (older than
-    twice the interval, or never), and the files/s of the latest successful run that
-    read at least :data:`MEANINGFUL_RUN_FILES` files (None if none did); only the NAS
-    devices in ``scope``. Reachability is separate: :func:`reachable`."""
+    interval, the age of the last successful run, the files/s of the latest successful
+    run that read at least :data:`MEANINGFUL_RUN_FILES` files (None if none did), its
+    watch (:func:`watch_status`) and the lag of its newest indexed file, and whether it
+    is stale: for a NAS with a watch (freshness_seconds), when its watch is not polling;
+    for one without, when its last successful run is older than twice the sync interval,
+    or never was; only the NAS devices in ``scope``. Reachability is separate:
+    :func:`reachable`."""
     now = now or datetime.now(UTC)
     indexed = {row["nas"]: row for row in nas_status(engine, scope=scope)}
+    watches = watch_status(engine, now, scope=scope)
+    lags = newest_lags(engine, scope=scope)
     speed: dict[str, float] = {}
     for run in recent_runs(engine, limit=1000, scope=scope):
         if (run["status"] == RunStatus.SUCCEEDED and run["files_per_second"]
@@ -168,10 +175,52 @@ def nas_health(engine: Engine, settings: Settings, now: datetime | None = None, 
         ended = success and (success["ended_at"] or success["started_at"])
         age = (now - _aware(datetime.fromisoformat(ended))).total_seconds() if ended else None
         stale = age is None or (minutes is not None and age > 2 * minutes * 60)
+        fresh = cfg.freshness_seconds if cfg else 0
+        watch = watches.get(name)
+        if fresh:
+            stale = not (watch and watch["watching"])
+        lag, lag_at = lags.get(name, (None, None))
         result.append({**row, "in_config": cfg is not None, "in_index": name in indexed,
                        "sync_minutes": minutes, "last_success_age_seconds": age,
-                       "stale": stale, "files_per_second": speed.get(name)})
+                       "stale": stale, "files_per_second": speed.get(name),
+                       "freshness_seconds": fresh, "watch": watch,
+                       "newest_lag_seconds": lag, "newest_lag_at": lag_at})
     return result
+
+
+def newest_lags(engine: Engine, *, scope: Scope) -> dict[str, tuple[float, str]]:
+    """Per NAS in ``scope``: seconds from the newest file its last run that indexed one
+    had to read being written to searchable, and when that run ended."""
+    latest = (select(IndexRun.nas_id, func.max(IndexRun.id).label("run"))
+              .where(IndexRun.newest_lag_seconds.is_not(None),
+                     *nas_id_in(scope, IndexRun.nas_id))
+              .group_by(IndexRun.nas_id).subquery())
+    stmt = (select(Nas.name, IndexRun.newest_lag_seconds, IndexRun.ended_at)
+            .join(latest, latest.c.run == IndexRun.id).join(Nas, Nas.id == IndexRun.nas_id))
+    with Session(engine) as conn:
+        return {name: (lag, _iso(ended)) for name, lag, ended in conn.execute(stmt)}
+
+
+def watch_status(engine: Engine, now: datetime | None = None, *, scope: Scope
+                 ) -> dict[str, dict[str, Any]]:
+    """Per NAS name in ``scope``: its watch as the heartbeat (:mod:`nasindex.heartbeat`)
+    tells it, and whether it is watching (it beat within three intervals, at least a
+    minute, and has not ended)."""
+    now = now or datetime.now(UTC)
+    with Session(engine) as session:
+        rows = session.execute(select(Nas.name, NasWatch).join(Nas, Nas.id == NasWatch.nas_id)
+                               .where(*nas_id_in(scope, NasWatch.nas_id))).all()
+    found = {}
+    for name, w in rows:
+        age = (now - _aware(w.beat_at)).total_seconds()
+        found[name] = {
+            "watcher": w.watcher, "started_at": _aware(w.started_at).isoformat(),
+            "beat_age_seconds": age, "interval_seconds": w.interval_seconds,
+            "poll_seconds": w.poll_seconds, "polls": w.polls,
+            "changed_polls": w.changed_polls, "message": w.message,
+            "watching": age <= max(3 * w.interval_seconds, 60)
+            and not (w.message or "").startswith(heartbeat.ENDED)}
+    return found
 
 
 def reachable(nas: NasSettings, timeout: float = 5.0) -> tuple[bool, str]:

@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine
 
 from nasindex.index.models import NasWatch, utcnow
 
+ENDED = "the watch ended"
+
 
 @dataclass(slots=True)
 class Beat:
@@ -58,8 +60,9 @@ def sweep_next(engine: Engine, nas_pk: int) -> int:
         return conn.scalar(select(NasWatch.sweep_next).where(NasWatch.nas_id == nas_pk)) or 0
 
 
-def step_down(engine: Engine, nas_pk: int, watcher: str, message: str) -> None:
+def step_down(engine: Engine, nas_pk: int, watcher: str, reason: str) -> None:
     """A watch that ends says so (the health page then shows it as not watching)."""
+    message = f"{ENDED}: {reason}"
     with engine.begin() as conn:
         conn.execute(update(NasWatch).where(NasWatch.nas_id == nas_pk,
                                             NasWatch.watcher == watcher)

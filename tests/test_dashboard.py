@@ -15,7 +15,9 @@ from streamlit.testing.v1 import AppTest
 
 from nasindex import preview
 from nasindex.demo import demo_patients
+from nasindex.freshness import Watcher
 from nasindex.index.db import get_engine, migrate
+from nasindex.registry import open_nas
 from support import age, run_nas, write_config, write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,14 +42,20 @@ def demo(tmp_path_factory) -> Path:
     config = base / "nasindex.toml"
     settings = write_config(config, {
         "ct": {"type": "dicom-folder", "root": str(base / "ct"), "display_root": "\\\\nas1\\ct"},
-        # a 60 ms interval: stale (older than twice that) a moment after its sync
-        "ct2": {"type": "dicom-folder", "root": str(base / "ct2"), "sync_minutes": 0.001},
+        # no watch, a 60 ms interval: stale (older than twice that) a moment after its sync
+        "ct2": {"type": "dicom-folder", "root": str(base / "ct2"), "sync_minutes": 0.001,
+                "freshness_seconds": 0},
     })
     with config.open("a", encoding="utf-8") as f:  # runs link to the Prefect UI
         f.write('\n[prefect]\nui_url = "http://prefect.example:4200/"\n')
     migrate(settings.index.url)
     run_nas(settings, "ct", "full", flow_run_id=FLOW_RUN)
     run_nas(settings, "ct2", "full")
+    ct = settings.nas["ct"]  # ct is watched: a poll finds a study copied in since
+    watcher = Watcher(open_nas(ct), ct, get_engine(settings.index.url), flow_run_id=FLOW_RUN)
+    watcher.start()
+    write_tree(base / "ct" / "late", demo_patients(7, 2)[6:], size=16)
+    assert watcher.cycle().run.new > 0
     return config
 
 
@@ -143,6 +151,10 @@ def test_health_shows_stale_nas_errors_and_runs(app):
     assert not at.exception
     overview = at.dataframe[0].value.set_index("NAS")
     assert overview.loc["ct2", "Current"] == "STALE" and overview.loc["ct", "Current"] == "ok"
+    assert overview.loc["ct", "Watch"].startswith("polls every")  # its heartbeat
+    assert overview.loc["ct2", "Watch"] == "none (sync every 0.001 min)"
+    lag = overview.loc["ct", "Newest study searchable after"]  # the study the poll found
+    assert lag.endswith(" s") and 0 <= int(lag[:-2]) < 600
     assert overview.loc["ct", "Reachable"] == "yes" and overview.loc["ct", "Errors"] == 1
     assert any("Not current" in w and "ct2" in w for w in _texts(at, "warning"))
     assert any("Files/s: of the latest successful run that read at least" in c
@@ -152,7 +164,9 @@ def test_health_shows_stale_nas_errors_and_runs(app):
     assert "truncated" in errors["reason"].iloc[0]
     runs = at.dataframe[1].value.set_index("nas")
     assert set(runs.index) == {"ct", "ct2"} and (runs["status"] == "succeeded").all()
-    assert runs.loc["ct", "prefect"] == f"http://prefect.example:4200/runs/flow-run/{FLOW_RUN}"
+    full = runs[runs["kind"] == "full"]
+    assert full.loc["ct", "prefect"] == f"http://prefect.example:4200/runs/flow-run/{FLOW_RUN}"
+    assert list(runs[runs["kind"] == "poll"].index) == ["ct"]  # the poll that changed
     assert any(FLOW_RUN in m for m in _texts(at, "markdown"))  # the ct expander's link
 
 

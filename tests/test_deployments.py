@@ -44,14 +44,15 @@ def three_nas(base: Path) -> Settings:
     s = write_config(base / "nasindex.toml", {
         "ct": {"type": "dicom-folder", "root": str(tree(base / "ct"))},
         "ct2": {"type": "dicom-folder", "root": str(tree(base / "ct2"))},
-        "gone": {"type": "dicom-folder", "root": str(base / "gone"), "sync_minutes": 5},
+        "gone": {"type": "dicom-folder", "root": str(base / "gone"), "sync_minutes": 5,
+                 "freshness_seconds": 0},  # no watch: synced on a schedule
     })
     migrate(s.index.url)
     return s
 
 
 # -- prefect.yaml, no server ----------------------------------------------------------------
-def test_prefect_yaml_has_three_deployments_per_nas_and_no_paths(tmp_path):
+def test_prefect_yaml_has_four_deployments_per_nas_and_no_paths(tmp_path):
     s = three_nas(tmp_path)
     doc = yaml.safe_load(deployments.render(s))
     by_name = {(d["entrypoint"].rsplit(".", 1)[1], d["name"]): d for d in doc["deployments"]}
@@ -65,7 +66,12 @@ def test_prefect_yaml_has_three_deployments_per_nas_and_no_paths(tmp_path):
     full = by_name[("full_index", "ct")]
     assert full["schedules"] == [] and full["concurrency_limit"]["collision_strategy"] == "ENQUEUE"
     assert ("retry_failed", "ct2") in by_name and ("daily_report", "daily") in by_name
-    assert len(doc["deployments"]) == 3 * 3 + 1
+    watched = by_name[("watch_nas", "ct")]  # a NAS with a watch: polled, not synced
+    assert watched["schedules"] == [{"interval": 3600, "active": True}]
+    assert watched["concurrency_limit"] == {"limit": 2, "collision_strategy": "CANCEL_NEW"}
+    assert by_name[("incremental_sync", "ct")]["schedules"] == []
+    assert by_name[("watch_nas", "gone")]["schedules"] == []
+    assert len(doc["deployments"]) == 4 * 3 + 1
     assert str(tmp_path) not in deployments.render(s)  # serves every host
 
 
@@ -194,8 +200,9 @@ def wave(stack: Stack, client) -> Wave:
 def test_prefect_deployment_run_syncs_the_index_and_publishes_artifacts(stack, client, wave):
     listed = {f"{client.read_flow(d.flow_id).name}/{d.name}" for d in client.read_deployments()}
     assert listed == set(deployments.names(stack.settings))
-    schedules = client.read_deployment_by_name("incremental-sync/ct").schedules
-    assert [sc.schedule.interval.total_seconds() for sc in schedules] == [900]
+    schedules = client.read_deployment_by_name("watch/ct").schedules
+    assert [sc.schedule.interval.total_seconds() for sc in schedules] == [3600]
+    assert client.read_deployment_by_name("incremental-sync/ct").schedules == []
 
     state = wave.states[wave.ct]
     assert state.type.value == "COMPLETED", state.message
@@ -259,7 +266,7 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
     config.write_text(f'[index]\nurl = "sqlite:///{tmp_path / "index.db"}"\n'
                       f'[prefect]\nui_url = "{ui}"\nwork_pool = "svc"\n'
                       f'[nas.svc1]\ntype = "dicom-folder"\nroot = "{tmp_path / "svc1"}"\n'
-                      'settle_seconds = 0\nworkers = 1\n')
+                      'settle_seconds = 0.3\nworkers = 1\nfreshness_seconds = 3\n')
     env = {**stack.env, "NASINDEX_CONFIG": str(config),
            "NASINDEX_DASHBOARD_PORT": str(free_port())}
     proc = subprocess.Popen([sys.executable, "-m", "nasindex.ops.supervisor"], env=env,
@@ -280,6 +287,15 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
         assert f"Prefect UI: {ui}" in output
         # The installed dashboard answered /_stcore/health before this line was printed.
         assert f"dashboard:  http://127.0.0.1:{env['NASINDEX_DASHBOARD_PORT']}" in output
+        assert "watching svc1" in output
+        # The README's demo: a study copied into the NAS is found, by the watch make run
+        # started (a flow run of watch/svc1 on the worker), within its freshness.
+        indexed = instances(load_settings(config))["svc1"]
+        write_tree(tmp_path / "svc1" / "copied", demo_patients(2, slices=2)[1:], size=16)
+        deadline = time.monotonic() + 90
+        while instances(load_settings(config))["svc1"] == indexed:
+            assert time.monotonic() < deadline, "the watch did not index the copied study"
+            time.sleep(0.5)
         family = processes.descendants(proc.pid)
         assert any(b"worker" in Path(f"/proc/{p}/cmdline").read_bytes() for p in family)
     finally:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from nasindex.config import Settings
 from nasindex.demo import demo_patients
-from nasindex.freshness import Poll, Watcher, poll_interval, watch
+from nasindex.freshness import Poll, Watcher, watch
 from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import IndexRun, Instance, NasWatch
 from nasindex.registry import open_nas
@@ -80,7 +80,7 @@ def test_polls_see_what_moved_and_record_only_changes(tmp_path: Path) -> None:
     with open(victim, "r+b") as f:
         f.write(data)
     assert w.poll().run is None  # a poll does not see it...
-    sweeper = _watcher(s, sweep_minutes=poll_interval(s.nas["ct"]) / 60)  # 1 poll a sweep
+    sweeper = _watcher(s, sweep_minutes=s.nas["ct"].poll_seconds / 60)  # 1 poll a sweep
     sweeper.start()
     swept = sweeper.poll().run
     assert swept is not None and swept.changed == 1  # ...the sweep does
@@ -162,4 +162,4 @@ def test_the_poll_interval_keeps_the_freshness_promise(tmp_path, freshness, inte
                                                   "freshness_seconds": freshness,
                                                   "settle_seconds": 5 if freshness == 60
                                                   else 0.3}})
-    assert poll_interval(s.nas["ct"]) == pytest.approx(interval)
+    assert s.nas["ct"].poll_seconds == pytest.approx(interval)

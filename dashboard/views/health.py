@@ -41,6 +41,25 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.0f} s ago"
 
 
+def _watch(r: dict[str, Any]) -> str:
+    """The watch's state in a few words, from its heartbeat."""
+    w = r["watch"]
+    if not r["freshness_seconds"]:
+        return f"none (sync every {r['sync_minutes']:g} min)" if r["sync_minutes"] else "none"
+    if w is None:
+        return "not started"
+    if not w["watching"]:
+        return f"NOT POLLING (last beat {_age(w['beat_age_seconds'])})"
+    polled = f"polls every {w['interval_seconds']:.0f} s, last {_age(w['beat_age_seconds'])}"
+    return f"{polled} — {w['message']}" if w["message"] else polled
+
+
+def _lag(r: dict[str, Any]) -> str:
+    if r["newest_lag_seconds"] is None:
+        return "—"
+    return f"{r['newest_lag_seconds']:.0f} s"
+
+
 def _overview(rows: list[dict[str, Any]]) -> None:
     table = []
     for r in rows:
@@ -50,7 +69,8 @@ def _overview(rows: list[dict[str, Any]]) -> None:
         table.append({
             "NAS": r["nas"], "Type": r["type"], "Reachable": "yes" if ok else f"no — {why}",
             "Last successful sync": _age(r["last_success_age_seconds"]),
-            "Current": "STALE" if r["stale"] else "ok",
+            "Current": "STALE" if r["stale"] else "ok", "Watch": _watch(r),
+            "Newest study searchable after": _lag(r),
             "Last run": f"{last.get('kind', '')} {last.get('status', 'never')}".strip(),
             "Patients": r["patients"], "Studies": r["studies"], "Images": r["instances"],
             "Missing": r["missing"], "Errors": r["errors"],
@@ -58,9 +78,12 @@ def _overview(rows: list[dict[str, Any]]) -> None:
         })
     stale = [r["nas"] for r in rows if r["stale"]]
     if stale:
-        st.warning(f"Not current: **{md(', '.join(stale))}** — no successful sync within twice "
-                   "the sync interval. Check the runs and errors below.",
+        st.warning(f"Not current: **{md(', '.join(stale))}** — its watch is not polling, or "
+                   "(no watch) no successful sync within twice the sync interval. Check the "
+                   "runs and errors below, and the watch/<nas> runs in Prefect.",
                    icon=":material/schedule:")
+    st.caption("*Newest study searchable after*: seconds from the last file of the newest "
+               "study the watch (or a sync) indexed being written to its being searchable.")
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch",
                  column_config={"Files/s": st.column_config.NumberColumn(format="%.0f")})
     st.caption(f"Files/s: of the latest successful run that read at least "
@@ -97,6 +120,11 @@ def _details(rows: list[dict[str, Any]]) -> None:
                             f"{md(last['message'])}")
             else:
                 c2.markdown(f"**Never indexed.** Run {md('nasindex index ' + r['nas'])}.")
+            w = r["watch"]
+            if w:  # plain text: the message may quote a path
+                st.text(f"Watch {w['watcher']}, since {w['started_at'][:19]} UTC: {w['polls']} "
+                        f"polls, {w['changed_polls']} with changes; the last took "
+                        f"{w['poll_seconds'] or 0:.2f} s. {w['message'] or ''}".strip())
             if render_actions is not None and r["in_config"]:
                 render_actions(ctx, r["nas"])
 

@@ -36,13 +36,20 @@ FULL = NasFlowSpec("full-index", "flows.sync.full_index", "ENQUEUE",
                    "Full index of NAS {nas} ({type}): re-read every item. On demand.",
                    RunKind.FULL)
 INCREMENTAL = NasFlowSpec("incremental-sync", "flows.sync.incremental_sync", "CANCEL_NEW",
-                          "Incremental sync of NAS {nas} ({type}) every {minutes:g} min: "
+                          "Incremental sync of NAS {nas} ({type}) {when}: "
                           "read new and changed items, tombstone gone ones.",
                           RunKind.INCREMENTAL)
 RETRY = NasFlowSpec("retry-failed", "flows.sync.retry_failed", "ENQUEUE",
                     "Re-read the failed items of NAS {nas} ({type}) now. On demand.",
                     RunKind.RETRY)
-PER_NAS = (FULL, INCREMENTAL, RETRY)
+# The watch (nasindex.freshness): its runs are polls; one flow run an hour per NAS, the
+# next takes over (a limit of two lets them overlap for that moment).
+WATCH = NasFlowSpec("watch", "flows.freshness.watch_nas", "CANCEL_NEW",
+                    "Keep NAS {nas} ({type}) fresh: poll it every {poll:.0f} s and index what "
+                    "changed, a new file searchable within {fresh:g} s. A run an hour.",
+                    RunKind.POLL)
+WATCH_MINUTES = 60
+PER_NAS = (FULL, INCREMENTAL, RETRY, WATCH)
 BY_KIND = {spec.kind: spec for spec in PER_NAS}
 
 DAILY_REPORT = FlowSpec("daily-report", "flows.reports.daily_report", "CANCEL_NEW",

@@ -1,7 +1,8 @@
 """``make run``: the whole of nasindex on one machine, with embedded defaults.
 
     demo config (if none) -> migrate the index -> local Prefect server -> deployments
-    -> worker -> first full index of every empty NAS -> Streamlit dashboard -> URLs
+    -> worker -> first full index of every empty NAS -> a watch of every NAS
+    -> Streamlit dashboard -> URLs
 
 Ctrl-C (or SIGTERM) stops what this started, in this order: worker, dashboard, server
 (a server stopped before its worker hangs on shutdown). Every child runs in its own
@@ -136,6 +137,15 @@ def first_full_index(nas_ids: list[str], timeout: float = 3600) -> dict[str, str
     return states
 
 
+def start_watches(settings: Settings) -> list[str]:
+    """Start a ``watch/<nas>`` run now for every NAS that has a watch (its hourly schedule
+    starts the next ones); the NAS ids."""
+    watched = [nas for nas, cfg in settings.nas.items() if cfg.freshness_seconds]
+    for nas in watched:
+        start_run(catalog.WATCH, nas)
+    return watched
+
+
 @contextlib.contextmanager
 def _stop_on_sigterm() -> Iterator[None]:
     def handler(_sig: int, _frame: object) -> None:
@@ -200,6 +210,10 @@ def _bring_up(config: Path, base: Path, children: Children) -> None:
     if todo:
         say(f"first full index of {', '.join(todo)} (watch it in the Prefect UI)")
         first_full_index(todo)
+    for nas in start_watches(settings):
+        fresh = settings.nas[nas].freshness_seconds
+        say(f"watching {nas}: a file copied into {settings.nas[nas].root} is searchable "
+            f"within {fresh:g} s")
     say(f"ready in {time.monotonic() - started:.0f}s. Prefect UI: {ui_url}  dashboard: "
         f"{dashboard}  (Ctrl-C stops everything)")
 

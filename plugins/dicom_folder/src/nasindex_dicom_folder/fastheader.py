@@ -182,17 +182,31 @@ def _walk(buf: bytes, size: int, pos: int, values: dict, explicit: bool,
           meta_only: bool = False) -> tuple[int, int | None]:
     """Walk top-level elements from ``pos``: keep the wanted ones, skip the rest. Ends at
     the pixel data (returns its offset and value length), at the end of the file
-    (offset, None) or, for the meta group, at the first element of another group."""
+    (offset, None) or, for the meta group, at the first element of another group.
+    The hot loop of a full index: the usual element is decoded inline."""
+    n = len(buf)
+    unpack, u32 = (_EXPLICIT if explicit else _IMPLICIT).unpack_from, _U32.unpack_from
     while True:
         if pos == size:
             return pos, None
-        head = _need(buf, size, pos)
+        head = buf if pos + 12 <= n else _need(buf, size, pos)
         if meta_only and head[pos:pos + 2] != b"\x02\x00":
             return pos, None  # the dataset starts, in its own encoding
-        tag, vr, length, at = _element(head, pos, explicit)
-        if tag in PIXEL_TAGS:  # only Pixel Data itself is checked for completeness
+        if explicit:
+            group, elem, vr, length = unpack(head, pos)
+            if vr in SHORT_VRS:
+                at = pos + 8
+            elif vr in LONG_VRS:
+                length, at = u32(head, pos + 8)[0], pos + 12
+            else:
+                raise Declined(f"VR {vr!r} at the top level")
+        else:
+            group, elem, length = unpack(head, pos)
+            vr, at = None, pos + 8
+        tag = group << 16 | elem
+        if group >= 0x7FE0 and tag in PIXEL_TAGS:  # only Pixel Data is checked for length
             return pos, length if tag == PIXEL_DATA else None
-        if tag >> 16 in (0x0004, 0xFFFE):
+        if group in (0x0004, 0xFFFE):
             raise Declined("a directory record or a delimiter at the top level")
         if length == UNDEFINED:
             if explicit and vr != b"SQ":
@@ -203,7 +217,7 @@ def _walk(buf: bytes, size: int, pos: int, values: dict, explicit: bool,
         if end > size:
             raise Declined("a value runs past the end of the file")
         if tag in WANTED or meta_only:
-            if end > len(buf):
+            if end > n:
                 raise _Short(end)
             values[tag] = (vr, buf[at:end])
         pos = end
