@@ -32,7 +32,7 @@ def test_metadata_is_searchable_before_hashing_and_hashes_follow(settings, engin
                                                                  ct_root: Path) -> None:
     summary = run_nas(settings, "ct", "full", hash_files=False)
     assert summary.indexed > 0 and summary.hashed == 0
-    assert search(engine, SearchQuery(patient_id="PAT00001"), scope=None).patients  # searchable now
+    assert search(engine, SearchQuery(patient_id="PAT00001"), scope=None).patients  # now
     assert set(_hashes(engine).values()) == {None}
     nas = open_nas(settings.get_nas("ct"))
     assert pending(engine, _nas_pk(engine))
