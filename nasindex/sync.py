@@ -14,11 +14,10 @@ import multiprocessing
 import multiprocessing.forkserver
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -37,46 +36,31 @@ from nasindex.contract import (
     PollState,
     ScanResult,
 )
-from nasindex.errors import NasIndexError, UnsafeSync
-from nasindex.guards import ListingShield, ReadGuard, listing_note
+from nasindex.diffing import (
+    CHANGED,
+    NEW,
+    SyncPlan,
+    Unlisted,
+    check_safe,
+    diff,
+    mark_gone,
+    pair_ordered,
+    pair_unordered,
+)
+from nasindex.errors import NasIndexError
+from nasindex.guards import ReadGuard, listing_note
 from nasindex.hashing import hash_pending
 from nasindex.index.faults import storage_fault
-from nasindex.index.models import RUN_COUNTS, RunCounts, RunKind, RunStatus, Study, utcnow
-from nasindex.limits import fit
+from nasindex.index.models import RUN_COUNTS, RunCounts, RunKind, RunStatus, Study
 from nasindex.runlock import run_lock
 from nasindex.settling import Settling
-from nasindex.stopping import StopSignals, stop_pool, worker_init
-from nasindex.watch import POLL, Watch, set_beat
+from nasindex.stopping import StopSignals, stop_pool
+from nasindex.watch import POLL, Watch
+from nasindex.workers import init_worker, read_fitted, worker_context
 
 IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
 CHUNK = 50  # items per task sent to a worker process
-SIZE, MISSING = 1, 4  # positions in a store.Known row: fingerprint is [SIZE:MISSING]
-# Why an item is read (SyncPlan.why, one byte per item of to_read): a run counts as new
-# and changed only the items it committed.
-REREAD, NEW, CHANGED, RETRIED = range(4)
 
-
-@dataclass(slots=True)
-class SyncPlan:
-    to_read: list[Fingerprint] = field(default_factory=list)
-    why: bytearray = field(default_factory=bytearray)  # REREAD/NEW/... per to_read item
-    seen: int = 0  # listed
-    new: int = 0  # not in the index yet
-    changed: int = 0  # fingerprint differs from the index's
-    retried: int = 0  # failed before: read again
-    deferred: int = 0  # modified inside the settle window: the next run reads it
-    skipped: int = 0  # not an image (remembered, not reopened)
-    revive: list[str] = field(default_factory=list)
-    gone: list[str] = field(default_factory=list)
-    errors_gone: list[str] = field(default_factory=list)
-    cursor: str | None = None
-    failures: list[ItemFailure] = field(default_factory=list)  # what could not be listed
-    new_failures: int = 0  # of which the index has no error row yet
-
-    @property
-    def reconciles(self) -> bool:
-        """Whether reconciling writes anything (tombstones, revivals, error rows)."""
-        return bool(self.gone or self.revive or self.errors_gone or self.new_failures)
 
 
 class RunSummary(RunCounts):
@@ -263,7 +247,7 @@ class SyncRun:
             # A full run reads everything: start the fork server now, so that it imports
             # what the workers need while the NAS is listed, instead of the first submit
             # waiting for it (~0.5-0.9 s with nothing else running).
-            _worker_context(self.nas)
+            worker_context(self.nas)
             multiprocessing.forkserver.ensure_running()
         full = self.kind == RunKind.FULL
         cursor = None if full else store.get_cursor(self.engine, self.nas_pk)
@@ -271,81 +255,34 @@ class SyncRun:
         if not isinstance(scan.items, list | tuple):  # a lazy listing: watched item by item
             scan.items = self._watch.iterate("listing it", scan.items)
         errors = store.known_errors(self.engine, self.nas_pk)
-        unlisted = _Unlisted()
+        unlisted = Unlisted()
         if scan.ordered:
             rows = store.known_items_ordered(self.engine, self.nas_pk)
-            pairs = _pair_ordered(scan.items, rows, unlisted)
+            pairs = pair_ordered(scan.items, rows, unlisted)
         else:
             known = (folders.items_in(self.engine, self.nas_pk, scan.scopes,
                                       self._known_folders) if scan.scopes is not None
                      else store.known_items(self.engine, self.nas_pk))
-            pairs = _pair_unordered(scan.items, known, unlisted)
-        plan = self._diff(pairs, errors)
+            pairs = pair_unordered(scan.items, known, unlisted)
+        plan, seen_errors = diff(pairs, errors, self.kind)
         listed_at = time.monotonic()
         plan.skipped += len(scan.skipped)
         plan.cursor = scan.cursor
         plan.failures = list(scan.failures)
         plan.new_failures = sum(f.key not in errors for f in plan.failures)
         if scan.complete or scan.scopes is not None:
-            # What could not be listed is not gone: nothing under it is tombstoned, and
-            # its error rows stay.
-            shielded = ListingShield(plan.failures)
-            plan.gone = [k for k in unlisted.gone if not shielded.covers(k)]
-            scopes = set(scan.scopes or ())
-            plan.errors_gone = [k for k in errors
-                                if k not in self._seen_errors and not shielded.covers(k)
-                                and (scan.complete or folders.folder_of(k) in scopes)]
+            mark_gone(plan, scan, unlisted, errors, seen_errors)
             if scan.complete:
-                self._check_safe(plan, unlisted.present)
+                check_safe(plan, unlisted.present, self.nas_settings)
             elif plan.gone:  # a poll: what is gone weighed against all the NAS holds
-                self._check_safe(plan, store.count_present(self.engine, self.nas_pk),
-                                 whole=False)
+                check_safe(plan, store.count_present(self.engine, self.nas_pk),
+                           self.nas_settings, whole=False)
         self._look_again(scan, plan, listed_at)
         self.plan_ = plan
         s = self.summary
         s.seen, s.deferred, s.skipped = plan.seen, plan.deferred, plan.skipped
         s.failed = len(plan.failures)
         s.first_errors = [(f.rel_path, f.reason) for f in plan.failures[:10]]
-        return plan
-
-    def _diff(self, pairs: Iterable[tuple[Fingerprint, store.Known | None]],
-              errors: dict[str, store.KnownError]) -> SyncPlan:
-        plan = SyncPlan()
-        self._seen_errors: set[str] = set()  # not every key: errors are few, files many
-        now = utcnow()
-        full, retry = self.kind == RunKind.FULL, self.kind == RunKind.RETRY
-        for fp, old in pairs:
-            plan.seen += 1
-            err = errors.get(fp.key)
-            if err is not None:
-                self._seen_errors.add(fp.key)
-                if err.note:
-                    err = None  # indexed: a remark, not a failure to retry
-            same = old is not None and old[SIZE:MISSING] == (fp.size, fp.mtime_ns, fp.version)
-            if err is not None and (err.size, err.mtime_ns) == (fp.size, fp.mtime_ns):
-                if err.skipped and not full:
-                    plan.skipped += 1
-                    continue
-                if not (full or retry or err.due(now)):
-                    continue  # failed before; waits for its retry time
-                plan.retried += 1
-                plan.to_read.append(fp)
-                plan.why.append(RETRIED)
-            elif old is None:
-                if not retry:
-                    plan.new += 1
-                    plan.to_read.append(fp)
-                    plan.why.append(NEW)
-            elif not same:
-                if not retry:
-                    plan.changed += 1
-                    plan.to_read.append(fp)
-                    plan.why.append(CHANGED)
-            elif full:
-                plan.to_read.append(fp)
-                plan.why.append(REREAD)
-            elif old[MISSING]:
-                plan.revive.append(fp.key)
         return plan
 
     def _list(self, cursor: str | None) -> ScanResult:
@@ -368,23 +305,6 @@ class SyncRun:
             plan.deferred += len(plan.to_read) - len(keep)
             plan.to_read = [plan.to_read[i] for i in keep]
             plan.why = bytearray(plan.why[i] for i in keep)
-
-    def _check_safe(self, plan: SyncPlan, present: int, whole: bool = True) -> None:
-        """Fail before any write if the listing (``whole``: of the whole NAS) looks like
-        a share that is not there, or would tombstone too much."""
-        if whole and present and plan.seen == 0:
-            unlisted = (f" ({plan.failures[0].rel_path}: {plan.failures[0].reason})"
-                        if plan.failures else "")
-            raise UnsafeSync(
-                f"NAS {self.nas_settings.id!r} listed no items{unlisted} but the index holds "
-                f"{present}. Is the share mounted? Nothing was changed.")
-        limit = self.nas_settings.max_missing_fraction
-        if present and len(plan.gone) > limit * present:
-            raise UnsafeSync(
-                f"NAS {self.nas_settings.id!r}: {len(plan.gone)} of {present} indexed items "
-                f"({len(plan.gone) / present:.0%}) are gone, more than the allowed "
-                f"{limit:.0%}. Check the share; if the deletion is real, raise "
-                "'max_missing_fraction' for this NAS and run again. Nothing was changed.")
 
     def batches(self) -> list[list[Fingerprint]]:
         todo = self._require_plan().to_read
@@ -495,11 +415,11 @@ class SyncRun:
 
     def _get_pool(self, workers: int) -> ProcessPoolExecutor:
         if self._pool is None:
-            context = _worker_context(self.nas)
+            context = worker_context(self.nas)
             self._beat = context.Value("d", time.monotonic(), lock=False)
             self._done_at = time.monotonic()
             self._pool = ProcessPoolExecutor(workers, mp_context=context,
-                                             initializer=_init_worker,
+                                             initializer=init_worker,
                                              initargs=(os.getpid(), self._beat))
         return self._pool
 
@@ -525,89 +445,9 @@ class SyncRun:
         return self.plan_
 
 
-@dataclass(slots=True)
-class _Unlisted:
-    """Filled in while a scan is paired with the index: indexed items present before
-    the run, and those the scan did not list (gone, unless already tombstoned)."""
-
-    present: int = 0
-    gone: list[str] = field(default_factory=list)
-
-    def indexed(self, row: store.Known, listed: bool) -> None:
-        if not row[MISSING]:
-            self.present += 1
-            if not listed:
-                self.gone.append(row[0])
-
-
-def _pair_ordered(items: Iterable[Fingerprint], rows: Iterator[store.Known],
-                  unlisted: _Unlisted) -> Iterator[tuple[Fingerprint, store.Known | None]]:
-    """Each listed item with its index row, by merging two key-ordered streams: one
-    pass, and memory for one row instead of a dict of every indexed file."""
-    row, last = next(rows, None), None
-    for fp in items:
-        if last is not None and fp.key <= last:
-            raise NasIndexError(f"The listing is not in key order ({last!r} came before "
-                                f"{fp.key!r}): a bug in this NAS type. Nothing was changed.")
-        last = fp.key
-        while row is not None and row[0] < fp.key:
-            unlisted.indexed(row, listed=False)
-            row = next(rows, None)
-        if row is not None and row[0] == fp.key:
-            unlisted.indexed(row, listed=True)
-            yield fp, row
-            row = next(rows, None)
-        else:
-            yield fp, None
-    while row is not None:
-        unlisted.indexed(row, listed=False)
-        row = next(rows, None)
-
-
-def _pair_unordered(items: Iterable[Fingerprint], known: dict[str, store.Known],
-                    unlisted: _Unlisted) -> Iterator[tuple[Fingerprint, store.Known | None]]:
-    """Each listed item with its index row, from a dict of every indexed item."""
-    unlisted.present = sum(not row[MISSING] for row in known.values())
-    for fp in items:
-        yield fp, known.pop(fp.key, None)  # what is left in `known` at the end is gone
-    unlisted.gone = [k for k, row in known.items() if not row[MISSING]]
-
-
 def _batch_id(batch: Sequence[Fingerprint]) -> tuple[str, int]:
     """Names a batch by value: Prefect may hand a task a copy of the list."""
     return (batch[0].key, len(batch)) if batch else ("", 0)
-
-
-def _worker_context(nas: NasType) -> multiprocessing.context.ForkServerContext:
-    """forkserver: safe beside the threads Prefect and SQLAlchemy run. The fork server
-    imports once what every worker needs, so that each worker forks with it loaded."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(_worker_modules(nas))  # no effect once the server runs
-    return ctx
-
-
-def _worker_modules(nas: NasType) -> list[str]:
-    """The NAS type's read modules, and what the parent's ``__main__`` imports: every
-    forkserver worker re-runs ``__main__`` (for the CLI: all of nasindex.cli, ~0.5 s of
-    imports a worker); preloaded, that re-run is a dictionary lookup."""
-    main = sys.modules.get("__main__")
-    from_main = {getattr(v, "__module__", None) or getattr(v, "__name__", None)
-                 for v in vars(main).values() if callable(v) or isinstance(v, type(sys))
-                 } if main is not None else set()
-    wanted = {type(nas).__module__, *from_main} - {None, "__main__", "builtins"}
-    return sorted({*(m for m in wanted if m in sys.modules), *nas.worker_modules})
-
-
-def read_fitted(nas: NasType, batch: Sequence[Fingerprint]
-                ) -> list[InstanceRecord | ItemFailure]:
-    """What a worker (or the run itself) does with a batch: read it, and make each
-    outcome fit for the index right there (a 10 MB name is cut before it travels)."""
-    return [fit(o) for o in nas.read(batch)]
-
-
-def _init_worker(run_pid: int, beat: Any) -> None:
-    worker_init(run_pid)
-    set_beat(lambda: setattr(beat, "value", time.monotonic()))
 
 
 def signal_name(signum: int) -> str:
