@@ -9,7 +9,7 @@ Per NAS:
   up, and a backlog of syncs never builds.
 * ``retry-failed/<nas>``: on demand (the dashboard's "retry failed"), ENQUEUE.
 * ``watch/<nas>``: every hour, when ``freshness_seconds`` is set (the default): a run
-  polls the NAS for an hour and the next one takes over (``flows/watch.py``); a limit
+  polls the NAS for an hour and the next one takes over (``flows/freshness.py``); a limit
   of two lets the two overlap for that moment.
 
 Each has the NAS as parameter, tags ``nas:<id>`` and ``type:<type>``, a process work
