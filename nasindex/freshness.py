@@ -32,6 +32,7 @@ from nasindex.contract import NasType
 from nasindex.errors import NasIndexError, RunInProgress
 from nasindex.hashing import hash_pending
 from nasindex.index.models import RunKind, RunStatus
+from nasindex.stopping import RunInterrupted, StopSignals
 from nasindex.sync import RunSummary, SyncRun
 
 HASH_MARGIN = 0.5  # seconds: hashing stops this long before the next poll is due
@@ -136,17 +137,32 @@ class Watcher:
 def watch(watchers: Sequence[Watcher], stop: threading.Event | None = None,
           until: float | None = None) -> str:
     """Poll each NAS on its own cadence, in this thread, until ``stop`` is set, the
-    monotonic time ``until`` passes, or another watch takes every NAS over. Returns why
-    it ended."""
+    monotonic time ``until`` passes, another watch takes every NAS over, or SIGTERM or
+    SIGINT arrives (then the watch says it ended and the signal does what it would have
+    done). Returns why it ended."""
     stop = stop or threading.Event()
     active = list(watchers)
+    reason = "stopped"
+    signals = StopSignals()  # between polls; a poll's run handles them itself, then here
+    with signals:
+        try:
+            reason = _poll_until(active, stop, until)
+        except RunInterrupted as exc:
+            reason = str(exc)
+        finally:
+            for w in active:
+                heartbeat.step_down(w.engine, w.nas_pk, w.name, reason)
+    signals.pass_on()
+    return reason
+
+
+def _poll_until(active: list[Watcher], stop: threading.Event, until: float | None) -> str:
+    """The watch's loop; ``active`` loses the watchers another watch takes over."""
     for w in active:
         w.start()
-    reason = "stopped"
     while active and not stop.is_set():
         if until is not None and time.monotonic() >= until:
-            reason = "its time is over"
-            break
+            return "its time is over"
         due = min(active, key=lambda w: w.next_at)
         wake = due.next_at if until is None else min(due.next_at, until)
         if stop.wait(max(0.0, wake - time.monotonic())):
@@ -156,7 +172,6 @@ def watch(watchers: Sequence[Watcher], stop: threading.Event | None = None,
         others = [w.next_at for w in active if w is not due]
         if due.cycle(min(others, default=None)) is None:
             active.remove(due)  # another watch took this NAS over
-            reason = "another watch took over"
-    for w in active:
-        heartbeat.step_down(w.engine, w.nas_pk, w.name, reason)
-    return reason
+            if not active:
+                return "another watch took over"
+    return "stopped"

@@ -5,8 +5,10 @@ indexes metadata first (searchable at once) and this pass hashes the files after
 at the end of a CLI command, as its own Prefect task, and in a watch's idle time. It
 never holds back a run: it takes its own lock (one hash pass per NAS), not the run's, and
 writes a hash only for a row whose fingerprint (size, mtime) is still the one the file
-had while it was read (:func:`nasindex.store.set_hashes`): a file rewritten meanwhile
-keeps no stale hash, and is hashed after the sync that reads it again.
+had while it was read (``UPDATE ... WHERE size = ? AND mtime_ns = ?``): a file rewritten
+meanwhile keeps no stale hash, and is hashed after the sync that reads it again. Only
+this module writes ``instance.content_hash`` (besides the engine's upserts, which keep
+a stored hash while the fingerprint is unchanged).
 
 The files to hash are found through a partial index of the present rows without a hash
 (migration 0007), so a pass over a NAS that has nothing left to hash costs one probe.
@@ -21,9 +23,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from nasindex import store
 from nasindex.contract import NasType, progress_hook, set_progress_hook
 from nasindex.errors import NasUnavailable, RunInProgress
 from nasindex.runlock import run_lock
@@ -31,6 +33,35 @@ from nasindex.watch import Watch
 
 BATCH = 200  # files per query and per commit
 THREADS = 4  # reading is I/O (the NAS): overlap it; xxh3 itself runs at ~7 GB/s
+
+
+Unhashed = tuple[str, str, int, int]  # item key, path, size, mtime_ns
+_UNHASHED = text(
+    "SELECT item_key, rel_path, size, mtime_ns FROM instance WHERE nas_id = :nas "
+    "AND content_hash IS NULL AND missing_since IS NULL AND item_key > :after "
+    "ORDER BY item_key LIMIT :limit")
+_SET_HASH = text(
+    "UPDATE instance SET content_hash = :hash WHERE nas_id = :nas AND item_key = :key "
+    "AND size = :size AND mtime_ns = :mtime AND content_hash IS NULL")
+
+
+def _unhashed(engine: Engine, nas_pk: int, after: str, limit: int) -> list[Unhashed]:
+    """Up to ``limit`` present files without a content hash, in key order after ``after``."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(_UNHASHED, {"nas": nas_pk, "after": after,
+                                                           "limit": limit})]
+
+
+def _set_hashes(engine: Engine, nas_pk: int, rows: Sequence[Unhashed],
+               hashes: Sequence[str | None]) -> int:
+    """Store each row's hash, only while its fingerprint is the one that was hashed (a
+    file rewritten meanwhile keeps none). How many rows had a hash to store."""
+    done = [{"hash": h, "nas": nas_pk, "key": r[0], "size": r[2], "mtime": r[3]}
+            for r, h in zip(rows, hashes, strict=True) if h is not None]
+    if done:
+        with engine.begin() as conn:
+            conn.execute(_SET_HASH, done)
+    return len(done)
 
 @dataclass(slots=True)
 class HashResult:
@@ -54,12 +85,12 @@ def hash_pending(nas: NasType, nas_pk: int, engine: Engine, io_timeout: float,
         with run_lock(engine, f"{nas.nas_id}#hash"):
             after = ""
             while deadline is None or time.monotonic() < deadline:
-                rows = store.unhashed(engine, nas_pk, after, BATCH)
+                rows = _unhashed(engine, nas_pk, after, BATCH)
                 if not rows:
                     break
                 after = rows[-1][0]
                 hashes = watch.call("hashing files", _hash_rows, nas, rows)
-                done = store.set_hashes(engine, nas_pk, rows, hashes)
+                done = _set_hashes(engine, nas_pk, rows, hashes)
                 result.hashed += done
                 result.skipped += len(rows) - done
                 if on_progress:
@@ -73,7 +104,7 @@ def hash_pending(nas: NasType, nas_pk: int, engine: Engine, io_timeout: float,
     result.seconds = time.perf_counter() - started
     return result
 
-def _hash_rows(nas: NasType, rows: Sequence[store.Unhashed]) -> list[str | None]:
+def _hash_rows(nas: NasType, rows: Sequence[Unhashed]) -> list[str | None]:
     """The rows' hashes, read in threads that report progress to the watched call."""
     with ThreadPoolExecutor(THREADS, initializer=set_progress_hook,
                             initargs=(progress_hook(),)) as pool:
@@ -81,4 +112,4 @@ def _hash_rows(nas: NasType, rows: Sequence[store.Unhashed]) -> list[str | None]
 
 def pending(engine: Engine, nas_pk: int) -> bool:
     """Whether any present file of the NAS still lacks its hash (one index probe)."""
-    return bool(store.unhashed(engine, nas_pk, "", 1))
+    return bool(_unhashed(engine, nas_pk, "", 1))

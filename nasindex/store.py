@@ -395,36 +395,6 @@ def finish_run(engine: Engine, run_pk: int, status: str, message: str | None,
             newest_lag_seconds=newest_lag_seconds, **counts))
 
 
-# Files still to hash (nasindex.hashing), through the partial index ix_instance_unhashed.
-Unhashed = tuple[str, str, int, int]  # item key, path, size, mtime_ns
-_UNHASHED = text(
-    "SELECT item_key, rel_path, size, mtime_ns FROM instance WHERE nas_id = :nas "
-    "AND content_hash IS NULL AND missing_since IS NULL AND item_key > :after "
-    "ORDER BY item_key LIMIT :limit")
-_SET_HASH = text(
-    "UPDATE instance SET content_hash = :hash WHERE nas_id = :nas AND item_key = :key "
-    "AND size = :size AND mtime_ns = :mtime AND content_hash IS NULL")
-
-
-def unhashed(engine: Engine, nas_pk: int, after: str, limit: int) -> list[Unhashed]:
-    """Up to ``limit`` present files without a content hash, in key order after ``after``."""
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(_UNHASHED, {"nas": nas_pk, "after": after,
-                                                           "limit": limit})]
-
-
-def set_hashes(engine: Engine, nas_pk: int, rows: Sequence[Unhashed],
-               hashes: Sequence[str | None]) -> int:
-    """Store each row's hash, only while its fingerprint is the one that was hashed (a
-    file rewritten meanwhile keeps none). How many rows had a hash to store."""
-    done = [{"hash": h, "nas": nas_pk, "key": r[0], "size": r[2], "mtime": r[3]}
-            for r, h in zip(rows, hashes, strict=True) if h is not None]
-    if done:
-        with engine.begin() as conn:
-            conn.execute(_SET_HASH, done)
-    return len(done)
-
-
 def count_present(engine: Engine, nas_pk: int) -> int:
     with engine.connect() as conn:
         return conn.scalar(select(func.count()).select_from(Instance).where(

@@ -6,6 +6,7 @@ unmounted NAS fails as it always did (nothing tombstoned)."""
 from __future__ import annotations
 
 import shutil
+import signal
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,15 @@ from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import IndexRun, Instance, NasWatch
 from nasindex.registry import open_nas
 from nasindex.search import SearchQuery, search
-from support import age, dump, run_nas, write_config, write_tree
+from support import (
+    age,
+    dump,
+    run_nas,
+    start_cli,
+    stop_process,
+    write_config,
+    write_tree,
+)
 
 # Short clocks for tests: a poll every ~1.4 s, two looks 0.3 s apart.
 FAST = {"freshness_seconds": 2, "settle_seconds": 0.3}
@@ -154,6 +163,25 @@ def test_a_study_copied_in_slowly_is_searchable_once_complete_and_never_half(
         assert beat.polls == len(polls) and "ended" in beat.message
         assert conn.scalar(select(func.count()).select_from(IndexRun).where(
             IndexRun.kind == "poll")) == sum(p.run is not None for p in polls)
+
+
+def test_nasindex_watch_indexes_a_new_study_and_a_stop_signal_ends_it_said(tmp_path) -> None:
+    """The CLI watch: a study copied in is found; SIGTERM between polls or during one
+    ends the watch, the heartbeat says why, and the signal then ends the process."""
+    s = _nas(tmp_path, patients=2)
+    root, engine = s.nas["ct"].root, get_engine(s.index.url)
+    proc = start_cli("--config", str(s.path), "watch", "ct", cwd=tmp_path)
+    try:
+        assert "watching ct" in proc.stdout.readline()
+        write_tree(root / "late", demo_patients(3, slices=2)[2:], size=16)
+        assert "poll indexed new 2" in proc.stdout.readline()  # printed once committed
+        assert _present(s, "PAT00003") == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == -signal.SIGTERM
+    finally:
+        stop_process(proc)
+    with engine.connect() as conn:
+        assert conn.scalar(select(NasWatch.message)) == "the watch ended: stopped by SIGTERM"
 
 
 @pytest.mark.parametrize("freshness, interval", [(60, 45.0), (2, 1.3666666666666667)])
