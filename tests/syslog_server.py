@@ -55,7 +55,9 @@ class Rsyslog:
         if not self.log.exists():
             return []
         found = []
-        for line in self.log.read_text(encoding="utf-8").splitlines():
+        text = self.log.read_text(encoding="utf-8")
+        # Only whole lines: rsyslog may be writing the last one right now.
+        for line in text[:text.rfind("\n") + 1].splitlines():
             head, sep, xml = line.partition("<AuditMessage")
             if sep:
                 found.append((head, ET.fromstring(sep + xml)))
