@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 from sqlalchemy.engine import Engine
 
+from nasindex.index.db import compact_name_index
 from nasindex.names import name_key
 from nasindex.search import SearchQuery
 
@@ -100,6 +101,7 @@ def _bulk_insert(engine: Engine, nas, pat, stu, ser, ins) -> None:
             raw.commit()
     finally:
         raw.close()
+    compact_name_index(engine)  # as the sync engine does after a run
 
 
 # -- queries ---------------------------------------------------------------------------

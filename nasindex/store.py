@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 
 from nasindex.config import NasSettings
 from nasindex.contract import InstanceRecord, ItemFailure
+from nasindex.index.db import compact_name_index
 from nasindex.index.models import (
     IndexRun,
     Instance,
@@ -393,6 +394,7 @@ def finish_run(engine: Engine, run_pk: int, status: str, message: str | None,
         conn.execute(update(IndexRun).where(IndexRun.id == run_pk).values(
             status=status, message=message, ended_at=utcnow(),
             newest_lag_seconds=newest_lag_seconds, **counts))
+    compact_name_index(engine)  # what the run wrote, merged for search
 
 
 def count_present(engine: Engine, nas_pk: int) -> int:

@@ -249,6 +249,25 @@ def test_index_follows_renames(search_engine):
     assert find(engine, text="li wei") == set()
 
 
+def test_a_run_leaves_the_name_index_merged(tmp_path):
+    """Each write batch adds a segment to SQLite's name index (and a delete marker per
+    changed patient): a search would read them all. The end of a run merges them."""
+    eng = get_engine(f"sqlite:///{tmp_path / 'index.db'}")
+    migrate(str(eng.url))
+    fill(eng)  # a batch per patient
+
+    def segments() -> int:
+        with eng.connect() as conn:
+            return conn.scalar(text("SELECT count(DISTINCT segid) FROM patient_rank_fts_idx"))
+
+    assert segments() > 1
+    run = store.start_run(eng, nas_pk(eng, "ct"), "full", None)
+    store.finish_run(eng, run, "success", None, {})
+    assert segments() == 1
+    assert find(eng, text="doe") == {("ct", "PAT001"), ("pacs2", "PAT001"), ("pacs3", "X-77"),
+                                     ("ct", "PAT002")}
+
+
 def test_migration_upgrades_an_existing_index(url):
     from alembic import command
 

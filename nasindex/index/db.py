@@ -59,6 +59,33 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+NAME_INDEX = "patient_rank_fts"  # SQLite's name index (migration 0005)
+MERGE_PAGES = 1000  # FTS5 leaf pages merged per step: one short write transaction each
+
+
+def compact_name_index(engine: Engine) -> None:
+    """Merge SQLite's FTS5 name index into one segment without delete markers.
+
+    Every write adds a segment, and a changed or deleted patient leaves a delete marker
+    (the table is contentless): after a full run a name search read 18 segments and 1.5x
+    the data, 5-10x slower than on the merged index. Merging is done in steps of
+    MERGE_PAGES (FTS5's 'merge' with a negative budget works until one segment is
+    left), each its own transaction, so other writers are held up for one step at most;
+    on a merged index it does nothing. PostgreSQL's GIN index needs nothing here
+    (autovacuum merges its pending list)."""
+    if engine.dialect.name != "sqlite":
+        return
+    while True:
+        with engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            before = raw.total_changes
+            raw.execute(f"INSERT INTO {NAME_INDEX}({NAME_INDEX}, rank) "
+                        f"VALUES ('merge', {-MERGE_PAGES})")
+            # The statement itself counts one change: more means a merge step was done.
+            if raw.total_changes - before <= 1:
+                return
+
+
 def alembic_config(url: str) -> AlembicConfig:
     from alembic.config import Config as AlembicConfig  # here: every command pays its import
 
