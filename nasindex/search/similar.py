@@ -7,7 +7,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.engine import Connection
 
 from nasindex.index.models import Patient
-from nasindex.names import edit_distance, typo_budget, word_trigrams
+from nasindex.names import typo_budget, word_trigrams
 from nasindex.search.candidates import candidate_select
 from nasindex.search.limits import Deadline
 from nasindex.search.people import Candidate
@@ -26,15 +26,9 @@ def similar(conn: Connection, plan: Plan, deadline: Deadline) -> list[Candidate]
     near = plan.db.any_trigram([sorted(fuzzy_trigrams(t.word)) for t in fuzzy])
     # Thousands may share a trigram: read their names only, then the few kept whole.
     names = conn.execute(candidate_select(strict, *near)
-                         .with_only_columns(Patient.id, Patient.name_key), strict.params)
-    edits = {}
-    memo: dict[tuple[str, str], int] = {}
-    for n, (pk, key) in enumerate(names):
-        if n % 256 == 0:
-            deadline.check()
-        total = _edits(terms, key.split(), memo)
-        if total:
-            edits[pk] = total
+                         .with_only_columns(Patient.id, Patient.name_key), strict.params).all()
+    deadline.check()
+    edits = {pk: total for pk, total in edits_to_names(terms, names) if total}
     if not edits:
         return []
     kept = candidate_select(strict, Patient.id.in_(bindparam("pks", expanding=True)))
@@ -45,39 +39,41 @@ def similar(conn: Connection, plan: Plan, deadline: Deadline) -> list[Candidate]
     return found
 
 
-def _edits(terms: list[NameTerm], parts: list[str], memo: dict[tuple[str, str], int]
-           ) -> int | None:
-    """Edits from the typed words to the name's parts; None if a word is too far, 0 if
-    every word matches exactly."""
-    total = 0
-    for t in terms:
-        if t.score(parts):
-            continue
-        d = distance(t, parts, memo)
-        if d is None:
-            return None
-        total += d
-    return total
+def edits_to_names(terms: list[NameTerm], names: list[tuple[int, str]]
+                   ) -> list[tuple[int, int]]:
+    """(pk, edits) of each name (pk, name key) whose parts every typed word matches
+    exactly (0) or within its typo budget (the edits summed over the words; 0: every
+    word matched exactly). Names share parts, so each distinct part is compared with
+    each word once, and a name costs a few look-ups."""
+    parts = {p for _, key in names for p in key.split()}
+    # Per word: the parts it reaches, and at what cost.
+    reach = [{p: d for p in parts if (d := 0 if t.score([p]) else distance(t, p)) is not None}
+             for t in terms]
+    out = []
+    for pk, key in names:
+        own = key.split()
+        total = 0
+        for near in reach:
+            costs = [near[p] for p in own if p in near]
+            if not costs:
+                break
+            total += min(costs)
+        else:
+            out.append((pk, total))
+    return out
 
 
-def distance(term: NameTerm, parts: list[str], memo: dict[tuple[str, str], int]
-             ) -> int | None:
-    """Edits from ``term`` to the nearest part, within its typo budget; None if too far.
-    ``memo`` remembers word/part distances across the candidates of one search (names
-    share parts: many candidates are 'maria' or 'john')."""
+def distance(term: NameTerm, part: str) -> int | None:
+    """Edits from ``term`` to ``part`` (insert, delete, substitute, swap neighbours:
+    the optimal string alignment distance), within its typo budget; None if too far."""
+    # Imported here: only a search that found no one pays for it (0.1 s).
+    from rapidfuzz.distance import OSA
+
     budget = typo_budget(term.word) if term.kind != "wildcard" else 0
     if budget == 0:
         return None
-    best = budget + 1
-    for part in parts:
-        d = memo.get((term.word, part))
-        if d is None:
-            # Each letter of the word that the part lacks costs at least one edit.
-            cheap = len(set(term.word) - set(part)) > budget
-            d = budget + 1 if cheap else edit_distance(term.word, part, budget)
-            memo[(term.word, part)] = d
-        best = min(best, d)
-    return best if best <= budget else None
+    d = OSA.distance(term.word, part, score_cutoff=budget)
+    return d if d <= budget else None
 
 
 def fuzzy_trigrams(word: str) -> set[str]:
