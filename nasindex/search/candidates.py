@@ -41,11 +41,16 @@ def candidate_select(plan: Plan, *extra_where: ColumnElement[bool],
         where.append(~Patient.may_link if lone else Patient.may_link)
     score = plan.score().label("score")
     base = select(*cols).join(Nas, Nas.id == Patient.nas_id)
-    if plan.by_study:  # driven by the studies that qualify; latest among them
+    if plan.by_study and plan.by_patient:  # few patients: their studies, latest among them
         latest = func.max(Study.study_date).label("latest")
         return (base.join(Study, and_(Study.patient_pk == Patient.id,
                                       *plan.study_conditions()))
                 .add_columns(latest, score, *shown).where(*where).group_by(*cols, *shown))
+    if plan.by_study:  # driven by the studies: grouped by patient before a row is read
+        studies = (select(Study.patient_pk, func.max(Study.study_date).label("latest"))
+                   .where(*plan.study_conditions()).group_by(Study.patient_pk).subquery())
+        return (base.join(studies, studies.c.patient_pk == Patient.id)
+                .add_columns(studies.c.latest, score, *shown).where(*where))
     # The patient's latest study is kept in its row (migration 0003): no seek per record.
     return base.add_columns(Patient.latest_study.label("latest"), score, *shown).where(*where)
 

@@ -88,6 +88,12 @@ class Plan:
         """Study filters: candidates are driven by the studies that qualify."""
         return bool(self.modalities or self.q.date_from or self.q.date_to or self.q.accession)
 
+    @property
+    def by_patient(self) -> bool:
+        """Conditions an index of ``patient`` narrows to a few records (a name, an ID, a
+        birth date): they drive the search, not the study filters."""
+        return bool(self.terms or self.ident or self.q.patient_id or self.q.birth_date)
+
     def statement(self, purpose: str, build: Callable[[Plan], Select]) -> Select:
         """The statement ``build`` makes for this plan, built once per shape."""
         key = (purpose, self.shape)
