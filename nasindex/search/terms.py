@@ -47,10 +47,16 @@ class NameTerm:
         return self.kind == "wildcard" and bool(WILDCARDS.search(self.word.strip("*")))
 
     @property
-    def shape(self) -> tuple[str, bool, int]:
+    def inner_star(self) -> bool:
+        """A ``*`` inside the word: a pattern language without "any run but a space"
+        (GLOB) cannot keep it in one part."""
+        return self.kind == "wildcard" and "*" in self.word.strip("*")
+
+    @property
+    def shape(self) -> tuple[str, bool, bool, int]:
         """What its SQL looks like (its values are bound): statements are built once per
         shape."""
-        return self.kind, self.inner_wildcard, len(self.fts_phrases())
+        return self.kind, self.inner_wildcard, self.inner_star, len(self.fts_phrases())
 
     def condition(self, db: Backend, name: str) -> ColumnElement[bool]:
         """The exact rule on ``patient.name_key`` (parts between single spaces), with
@@ -140,8 +146,9 @@ def escape_like(word: str, escape: str = "\\") -> str:
 
 
 def glob_escape(word: str) -> str:
-    """A typed wildcard word as a SQLite GLOB: * and ? stay, [ and ] become literal."""
-    return "".join(f"[{ch}]" if ch in "[]" else ch for ch in word)
+    """A typed wildcard word as a SQLite GLOB: ``?`` is one character but a space (so
+    it stays in the part), ``*`` stays, ``[`` and ``]`` become literal."""
+    return "".join(f"[{ch}]" if ch in "[]" else "[^ ]" if ch == "?" else ch for ch in word)
 
 
 def wildcard_match(pattern: str, part: str) -> bool:

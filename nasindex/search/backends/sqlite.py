@@ -103,13 +103,16 @@ class SqliteBackend(Backend):
     def name_conditions(self, terms: list[NameTerm]) -> list[ColumnElement[bool]]:
         indexed = bool(name_match(terms))
         conds = [fts_ids(bindparam("fts", type_=String))] if indexed else []
-        # The wildcard function runs in Python: a GLOB (C, a superset: its * may span
-        # parts) first leaves it only the rows that nearly match.
+        # A word with '?' inside is a GLOB (in C) that is the rule itself. With a '*'
+        # inside, the GLOB is a superset (its * may span parts): the wildcard function,
+        # in Python, then checks only the rows that nearly match.
         conds += [Patient.name_key.op("GLOB")(bindparam(f"t{i}_glob"))
                   for i, t in enumerate(terms) if t.inner_wildcard]
-        # Where the FTS5 phrases are the rule itself, a LIKE per row would only repeat them.
+        # Where the FTS5 phrases or the GLOB are the rule, a check per row would only
+        # repeat them.
         return conds + [t.condition(self, f"t{i}") for i, t in enumerate(terms)
-                        if not (indexed and t.fts_exact())]
+                        if not (indexed and t.fts_exact())
+                        and not (t.inner_wildcard and not t.inner_star)]
 
     def name_params(self, terms: list[NameTerm]) -> dict[str, str]:
         params = {"fts": name_match(terms)}
