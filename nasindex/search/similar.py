@@ -3,6 +3,8 @@ within a small edit distance of the typed words (README "Similar names")."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import bindparam
 from sqlalchemy.engine import Connection
 
@@ -45,9 +47,13 @@ def edits_to_names(terms: list[NameTerm], names: list[tuple[int, str]]
     exactly (0) or within its typo budget (the edits summed over the words; 0: every
     word matched exactly). Names share parts, so each distinct part is compared with
     each word once, and a name costs a few look-ups."""
+    # Imported here: only a search that found no one pays for it (0.1 s).
+    from rapidfuzz.distance import OSA
+
     parts = {p for _, key in names for p in key.split()}
     # Per word: the parts it reaches, and at what cost.
-    reach = [{p: d for p in parts if (d := 0 if t.score([p]) else distance(t, p)) is not None}
+    reach = [{p: d for p in parts
+              if (d := 0 if t.score([p]) else distance(t, p, OSA.distance)) is not None}
              for t in terms]
     out = []
     for pk, key in names:
@@ -63,16 +69,14 @@ def edits_to_names(terms: list[NameTerm], names: list[tuple[int, str]]
     return out
 
 
-def distance(term: NameTerm, part: str) -> int | None:
+def distance(term: NameTerm, part: str, osa: Callable[..., int]) -> int | None:
     """Edits from ``term`` to ``part`` (insert, delete, substitute, swap neighbours:
-    the optimal string alignment distance), within its typo budget; None if too far."""
-    # Imported here: only a search that found no one pays for it (0.1 s).
-    from rapidfuzz.distance import OSA
-
+    the optimal string alignment distance ``osa``), within its typo budget; None if
+    too far."""
     budget = typo_budget(term.word) if term.kind != "wildcard" else 0
     if budget == 0:
         return None
-    d = OSA.distance(term.word, part, score_cutoff=budget)
+    d = osa(term.word, part, score_cutoff=budget)
     return d if d <= budget else None
 
 
