@@ -156,6 +156,8 @@ def wildcard_match(pattern: str, part: str) -> bool:
     at most len(pattern) * len(part) steps: on a mismatch only the last ``*`` takes one
     more character, which is enough for these two wildcards. (A backtracking regular
     expression took 20 s for 'a*a*a*a*a*a*a*a*n' against 64 letters.)"""
+    if "?" not in pattern:
+        return _stars_match(pattern, part)
     p = s = 0
     star, resume = -1, 0
     while s < len(part):
@@ -171,6 +173,26 @@ def wildcard_match(pattern: str, part: str) -> bool:
         else:
             return False
     return pattern[p:].strip("*") == ""
+
+
+def _stars_match(pattern: str, part: str) -> bool:
+    """:func:`wildcard_match` for a pattern whose only wildcard is ``*``, with string
+    searches in C: the fixed start and end, and each run between stars at its leftmost
+    place after the previous one (leftmost is never worse for ``*``)."""
+    runs = pattern.split("*")
+    if len(runs) == 1:
+        return pattern == part
+    head, tail = runs[0], runs[-1]
+    end = len(part) - len(tail)
+    if end < len(head) or not (part.startswith(head) and part.endswith(tail)):
+        return False
+    at = len(head)
+    for run in runs[1:-1]:
+        found = part.find(run, at, end)
+        if found < 0:
+            return False
+        at = found + len(run)
+    return True
 
 
 def any_part_matches(name_key: str, pattern: str) -> bool:
