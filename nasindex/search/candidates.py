@@ -157,10 +157,13 @@ def _found(conn: Connection, plan: Plan, first: int) -> Found:
         rows = read(conn, plan, "lone_top", _lone_top, first=first)
         return [Candidate.from_row(r) for r in rows], flagged, count
     top: list[Candidate] = []
-    for score in plan.score_classes():
+    classes = plan.score_classes()
+    for score in classes:
         need = first - len(top)
-        rows = read(conn, plan, f"class{score}", _lone_class(score, True), first=need)
-        if rows and rows[0].n_all > COUNT_LIMIT:
+        # A lone class holds every lone match, more than COUNT_LIMIT: walk it at once.
+        rows = (read(conn, plan, f"class{score}", _lone_class(score, True), first=need)
+                if len(classes) > 1 else None)
+        if rows is None or (rows and rows[0].n_all > COUNT_LIMIT):
             rows = read(conn, plan, f"walk{score}", _lone_class(score, False), first=need)
         top += [Candidate.from_row(r) for r in rows]
         if len(top) >= first:
