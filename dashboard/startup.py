@@ -56,6 +56,16 @@ def auth_secrets(settings: Settings) -> dict[str, Any]:
         "client_kwargs": {"scope": auth.scopes}}}
 
 
+def quick_reruns() -> None:
+    """Streamlit settings for reruns as quick as a clinician types, however the server
+    is started (``make run``, ``streamlit run``, the tests)."""
+    # After every run Streamlit collects all garbage (gc.collect(2)) unless told not to:
+    # with pandas, pyarrow and SQLAlchemy loaded that walks every object of the server,
+    # 200-400 ms per search on a busy machine, holding the GIL while the results wait to
+    # be sent. Python's own generational collector still runs as usual.
+    st_config.set_option("runner.postScriptGC", False)
+
+
 def app_options() -> dict[str, Any]:
     """The ``st.App`` options (login secrets, lifespan); or exit 2 with one line naming
     the fix when this dashboard must not start."""
