@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nasindex.access.guard import Access
 from nasindex.access.principal import Principal
-from nasindex.config import Settings, load_settings
+from nasindex.config import Settings, config_path, load_settings
 from nasindex.errors import (
     AccessDenied,
     AuditUnavailable,
@@ -44,6 +44,23 @@ def _access(settings_json: str, _settings: Settings, _engine: Engine) -> Access:
     return Access(_settings, _engine)
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _parsed_settings(path: str, version: tuple[int, int]) -> Settings:
+    # Parsing (TOML, pydantic, the NAS types' entry points) is once per version of the
+    # file, not once per click. A config that cannot be used is not cached.
+    return load_settings(path)
+
+
+def _settings() -> Settings:
+    """The config as it is on disk now: an edited file is read again on the next run."""
+    path = config_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_settings(path)  # the clear ConfigError of a missing file
+    return _parsed_settings(str(path), (stat.st_mtime_ns, stat.st_size))
+
+
 @st.cache_resource(ttl=30, show_spinner=False)
 def _checked_engine(url: str) -> Engine:
     # Checking the schema parses the migration scripts: once per 30 s is enough. A
@@ -65,7 +82,7 @@ def open_context() -> Context:
 
     st.session_state.pop(_CONTEXT, None)
     try:
-        settings = load_settings()
+        settings = _settings()
     except ConfigError as exc:
         st.error(f"**The configuration cannot be used.** {md(exc)}")
         st.stop()
