@@ -80,7 +80,7 @@ def _logged_in(auth: AuthSettings, access: Access) -> Principal:
     if not st.user.is_logged_in:
         login_page()
     claims = st.user.to_dict()
-    key = (str(claims.get("sub")), str(claims.get("nonce") or claims.get("iat")))
+    key = _login_key(claims)
     user = from_claims(claims, auth, client_address(), "dashboard", session="|".join(key))
     logins, lock = _logins()
     now = time.time()
@@ -103,6 +103,32 @@ def _logged_in(auth: AuthSettings, access: Access) -> Principal:
     _sidebar(user, access, login)
     _idle_watch(auth.idle_minutes * 60, login)
     return user
+
+
+def still_logged_in(settings: Settings) -> None:
+    """For a fragment's own rerun (a search), which skips main.py and so the gate: the
+    login must still be current, and the search counts as activity. Otherwise the
+    whole page reruns, and :func:`principal` shows why (the login page)."""
+    if settings.auth is None:
+        return
+    current = False
+    if st.user.is_logged_in:
+        claims = st.user.to_dict()
+        logins, lock = _logins()
+        now = time.time()
+        with lock:
+            login = logins.get(_login_key(claims))
+            current = login is not None and not (
+                login.ended or _expired(settings.auth, login, claims, now))
+            if current:
+                login.last_active = now
+    if not current:
+        st.rerun(scope="app")
+
+
+def _login_key(claims: dict) -> tuple[str, str]:
+    """One login: the user and the ID token it was given."""
+    return str(claims.get("sub")), str(claims.get("nonce") or claims.get("iat"))
 
 
 def _forget_old(logins: dict[tuple[str, str], _Login], before: float) -> None:

@@ -104,7 +104,26 @@ def test_a_clinician_searches_opens_previews_and_has_no_admin_actions(site):
     assert "Sync now" not in everything and "Full index" not in everything
     links = browser.eval("[...document.querySelectorAll('a')].map(a => a.innerText).join('|')")
     assert "Audit" not in links
-    log_out(browser)
+    _a_search_in_another_tab_after_logout_shows_the_login_page(browser, url)
+
+
+def _a_search_in_another_tab_after_logout_shows_the_login_page(browser, url: str) -> None:
+    # A search reruns only its part of the page (a fragment), past main.py's gate: the
+    # search page left open in another tab must find the login over all the same.
+    other = browser.new_tab(url + "/")
+    try:
+        box = json.dumps(SEARCH_BOX)
+        other.wait_for(f"!!document.querySelector({box}) && {NO_SPINNER}", 60, "the search box")
+        log_out(browser)
+        other.type_into(SEARCH_BOX, "maria garcia")
+        other.press("Enter")
+        other.wait_for(text_present("You have logged out."), 60, "the login page there too")
+        assert GARCIA.patient_id not in other.eval("document.body.innerText")
+    finally:
+        other.call("Page.close")  # and the first tab to the front: a background tab draws
+        # no canvas (no animation frames), and the next tests read the grid
+        other.close_tab()
+        browser.call("Page.bringToFront")
 
 
 def test_a_user_limited_to_one_nas_never_sees_the_other(site):

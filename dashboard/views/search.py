@@ -6,13 +6,18 @@ every run shows what it holds, so each search in a row is the one shown, and Bac
 reload, bookmarks and shared links show the same results. The form's widgets are
 filled from the URL whenever it changed under them (Back, a link, paging) or the page
 was left (Streamlit then drops their state).
+
+The form and the results are one fragment: Enter, Next and Previous rerun only it, not
+the navigation, banner, title and filter choices around it (a search redraws less;
+a reload, Back or another page reruns everything).
 """
 
 from __future__ import annotations
 
+import gate
 import pandas as pd
 import streamlit as st
-from dash_context import context, fmt_date, fmt_name, show_error
+from dash_context import Context, context, fmt_date, fmt_name, show_error
 from dash_search_state import (
     EARLIEST,
     PAGE_SIZE,
@@ -171,6 +176,31 @@ def _pager(result: SearchResult, state: SearchState) -> None:
     c3.caption(f"Page {state.page} of {pages}")
 
 
+@st.fragment
+def _search(ctx: Context, options: dict) -> None:
+    gate.still_logged_in(ctx.settings)  # this fragment's own reruns skip main.py's gate
+    state = _url_state()
+    _fill_form(state)
+    _form(options, state.query)
+    if state.problems:
+        for problem in state.problems:
+            st.warning(md(problem), icon=":material/link_off:")
+    elif state.query.is_empty():
+        st.caption(f"{options['patients']:,} patient records on {len(options['nas'])} NAS "
+                   "device(s). Type a name (any order, e.g. *jane doe*), part of one (three "
+                   "letters or more, or with * and ?), a Patient ID or an accession number; "
+                   "or filter by modality, dates and NAS.")
+    else:
+        try:
+            result = ctx.access.search(ctx.user, state.searched())
+        except ValueError as exc:  # a query the search refuses (a malformed date, too long)
+            show_error(exc, "Check the search")
+        except NasIndexError as exc:  # refused, or the audit trail cannot be written
+            show_error(exc, "The search was not run")
+        else:
+            _results(result, state)
+
+
 ctx = context()
 st.title("Find a patient")
 options = _facets(ctx.settings.index.url, ctx.user.scope, ctx.user)
@@ -179,23 +209,4 @@ if not options["patients"]:
             "(or wait for the first scheduled sync); the Health page shows its progress.",
             icon=":material/inventory_2:")
     st.stop()
-state = _url_state()
-_fill_form(state)
-_form(options, state.query)
-if state.problems:
-    for problem in state.problems:
-        st.warning(md(problem), icon=":material/link_off:")
-elif state.query.is_empty():
-    st.caption(f"{options['patients']:,} patient records on {len(options['nas'])} NAS "
-               "device(s). Type a name (any order, e.g. *jane doe*), part of one (three "
-               "letters or more, or with * and ?), a Patient ID or an accession number; "
-               "or filter by modality, dates and NAS.")
-else:
-    try:
-        result = ctx.access.search(ctx.user, state.searched())
-    except ValueError as exc:  # a query the search refuses (a malformed date, too long)
-        show_error(exc, "Check the search")
-    except NasIndexError as exc:  # refused, or the audit trail cannot be written
-        show_error(exc, "The search was not run")
-    else:
-        _results(result, state)
+_search(ctx, options)
