@@ -140,7 +140,7 @@ def _base_nas(root: Path) -> None:
     from nasindex.demo import demo_patients
     from nasindex_dicom_folder.demo import write_tree
 
-    write_tree(root, demo_patients(3, slices=4), size=64)
+    write_tree(root, demo_patients(3, slices=4, size=64))
     then = time.time() - 3600
     for path in walk_files(root):
         os.utime(path, (then, then))
