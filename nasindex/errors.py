@@ -45,3 +45,8 @@ class AccessDenied(NasIndexError):
 
 class AuditUnavailable(NasIndexError):
     """The audit record could not be written, so the data is not shown (fail closed)."""
+
+
+class AuditStorageError(AuditUnavailable, IndexStorageError):
+    """The audit record could not be written because the index's storage failed (full,
+    read-only, damaged): the message says where the index is and the fix; the CLI exits 1."""

@@ -104,10 +104,12 @@ def test_read_only_index_is_read_and_a_sync_says_why_it_cannot_write(tmp_path) -
         status = nasindex(s, "status", "--json")
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)[0]["instances"] > 0
-        # A search must be audited first (fail closed): refused in one line, no crash.
+        # A search must be audited first (fail closed): refused in one line, naming the
+        # index and the fix, exit 1 (the index's storage failed, not the command).
         found = nasindex(s, "search", "PAT00001", "--json")
-        assert found.returncode != 0 and "Traceback" not in found.stderr
-        assert "audit trail cannot be written" in found.stderr and not found.stdout
+        one_line(found, "audit trail cannot be written", f"The index at {idx}/index.db",
+                 "read-only", "writable")
+        assert not found.stdout
         one_line(nasindex(s, "sync", "ct"), "ct:", "not writable", "read-write")
 
 

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from nasindex.access.principal import Principal
-from nasindex.errors import AuditUnavailable
+from nasindex.errors import AuditStorageError, AuditUnavailable
+from nasindex.index.faults import storage_fault
 from nasindex.index.models import AuditEvent
 from nasindex.search.scope import Scope
 
@@ -66,11 +67,21 @@ def write(engine: Engine, event: Event) -> Event:
             event.id = conn.execute(insert(AuditEvent).values(**event.row())
                                     .returning(AuditEvent.id)).scalar_one()
     except (SQLAlchemyError, OSError) as exc:
-        raise AuditUnavailable(
-            f"The audit trail cannot be written ({_cause(exc)}), so nothing is shown. "
-            "Check the index database (disk space, permissions, `nasindex init`) and try "
-            "again; tell your administrator if it persists.") from None
+        raise _unavailable(exc, engine) from None
     return event
+
+
+def _unavailable(exc: BaseException, engine: Engine) -> AuditUnavailable:
+    """Why nothing is shown: the index's storage (where it is and the fix), or else the
+    driver's message."""
+    fault = storage_fault(exc, str(engine.url), run=False)
+    if fault is not None:  # a full, read-only or damaged index: not a usage mistake
+        return AuditStorageError(f"The audit trail cannot be written, so nothing is shown. "
+                                 f"{fault}")
+    return AuditUnavailable(
+        f"The audit trail cannot be written ({_cause(exc)}), so nothing is shown. "
+        "Check the index database (disk space, permissions, `nasindex init`) and try "
+        "again; tell your administrator if it persists.")
 
 
 def _cause(exc: BaseException) -> str:

@@ -37,9 +37,10 @@ def where(url: str | None) -> str:
     return f"the index at {parsed.render_as_string(hide_password=True)}"
 
 
-def storage_fault(exc: BaseException, url: str | None) -> IndexStorageError | None:
+def storage_fault(exc: BaseException, url: str | None, *, run: bool = True
+                  ) -> IndexStorageError | None:
     """The operator's sentence for a storage fault of the index, or None if ``exc`` is
-    not one."""
+    not one; ``run``: it stopped a run (which kept what it committed)."""
     if not isinstance(exc, DBAPIError):
         return None
     orig = exc.orig
@@ -48,8 +49,9 @@ def storage_fault(exc: BaseException, url: str | None) -> IndexStorageError | No
     index = where(url)
     if any(s.lower() in text for s in FULL):
         return IndexStorageError(
-            f"The disk holding {index} is full ({cause}): free space there and run again. "
-            "What was committed before is kept; the next run goes on from there.")
+            f"The disk holding {index} is full ({cause}): free space there and run again."
+            + (" What was committed before is kept; the next run goes on from there."
+               if run else ""))
     if any(s.lower() in text for s in READ_ONLY):
         return IndexStorageError(
             f"{_cap(index)} is read-only for this process ({cause}): make the file and "
