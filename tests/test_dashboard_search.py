@@ -136,6 +136,23 @@ def test_a_bookmarked_search_url_shows_its_results_and_fills_the_form(app, clini
     assert at.date_input(key="search_from").value == date(2024, 1, 1)
 
 
+def test_refused_searches_say_why_and_the_next_one_runs(app, clinic) -> None:
+    """Hostile or mistaken text in the box (issue 9: a NUL, 1,000 words, wildcards
+    alone, a wildcard that used to backtrack for minutes): a warning saying what to
+    type, never a traceback, SQL or the text typed; the next search of the same session
+    shows its results."""
+    at = app.run()
+    for typed, says in (("doe\x00jane", "control character"),
+                        (" ".join(["doe"] * 1000), "characters long"),
+                        ("??", "no letter or digit"), ("a*" * 10 + "n", "No patient matches")):
+        at = _submit(at, {"text": typed})
+        shown = " ".join(w.value for w in at.warning).replace("\\", "")
+        assert not at.exception and not at.dataframe and says in shown, shown
+        assert "SELECT" not in shown.upper() and "doe doe" not in shown
+    at = _submit(at, {"text": "doe"})
+    assert _shown(at) == _expected(clinic, {"text": "doe"}) != []
+
+
 def test_a_broken_link_says_what_is_wrong_and_searches_nothing(app) -> None:
     app.query_params["q"] = "doe"
     app.query_params["from"] = "2024-13-45"
