@@ -11,7 +11,6 @@ page carries a banner saying that anyone who reaches it sees every patient.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import streamlit as st
 from startup import deployment_problem
 
 from nasindex.access.guard import Access
-from nasindex.access.principal import EVERY_ROLE, Principal, from_claims
+from nasindex.access.principal import Principal, demo_principal, from_claims
 from nasindex.config import AuthSettings, Settings
 from nasindex.errors import AuditUnavailable
 
@@ -63,8 +62,7 @@ def principal(settings: Settings, access: Access) -> Principal:
         st.stop()
     if settings.auth is None:
         st.warning(DEMO_BANNER, icon=":material/lock_open:")
-        return Principal(f"{getpass.getuser()} (no login)", EVERY_ROLE, None,
-                         client_address(), "dashboard", session="demo")
+        return demo_principal("dashboard", client_address(), session="demo")
     if "auth" not in st.secrets:
         st.error("Login is configured but Streamlit has no login settings: start the "
                  "dashboard with `streamlit run dashboard/app.py`.")

@@ -4,7 +4,6 @@ needs, and the application start/stop records of the audit trail."""
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,22 +11,9 @@ from typing import Any
 import streamlit as st
 from streamlit import config as st_config
 
+from nasindex.access.exposure import exposure_problem, is_loopback
 from nasindex.config import Settings, load_settings
 from nasindex.errors import NasIndexError
-
-LOOPBACK_NAMES = {"localhost"}
-
-
-def is_loopback(address: str | None) -> bool:
-    """True for 127.0.0.1, ::1, localhost. Unset means every interface: not loopback."""
-    if not address:
-        return False
-    if address in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:  # a host name: it may resolve to anything
-        return False
 
 
 def refuse(message: str) -> None:
@@ -37,12 +23,9 @@ def refuse(message: str) -> None:
 
 def deployment_problem(settings: Settings | None, address: str | None) -> str | None:
     """Why this dashboard must not start (None: it may)."""
-    if settings is not None and settings.auth is not None or is_loopback(address):
-        return None
-    where = f"on {address}" if address else "on every interface (no --server.address)"
-    return (f"refusing to serve patient data {where} without login; add an [auth] table to "
-            f"{settings.path if settings else 'nasindex.toml'} (see docs/access.md), or "
-            "listen on 127.0.0.1 only (--server.address 127.0.0.1).")
+    if not address:
+        address = None  # Streamlit's default: every interface
+    return exposure_problem(settings, address, "--server.address 127.0.0.1")
 
 
 def auth_secrets(settings: Settings) -> dict[str, Any]:
@@ -105,11 +88,8 @@ def _application_event(settings: Settings | None, action: str) -> None:
     if settings is None:
         return
     from nasindex.access.guard import Access
-    from nasindex.access.principal import Principal
     from nasindex.index.db import require_current
 
-    with contextlib.suppress(Exception):  # best effort: never keeps the server from stopping
-        access = Access(settings, require_current(settings.index.url))
-        access.record(Principal("nasindex", frozenset(), None, None, "dashboard"), action)
-        if action == "app:stop" and access.forwarder is not None:
-            access.forwarder.flush(3)
+    with contextlib.suppress(Exception):  # the index may not be ready: the pages say so
+        Access(settings, require_current(settings.index.url)).application_event(
+            "dashboard", action)

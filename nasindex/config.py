@@ -54,6 +54,11 @@ class AuthSettings(BaseModel):
     nas_scopes: dict[str, list[str]] = {}  # group -> the only NAS devices it may see
     idle_minutes: float = Field(15, gt=0)
     max_session_hours: float = Field(12, gt=0)  # a login older than this logs in again
+    # The HTTP API (`nasindex serve`) accepts only access tokens whose `aud` holds this
+    # value: the resource indicator or audience the provider issues tokens for nasindex's
+    # API under (never the dashboard's client id: an ID token must not pass as a token).
+    api_audience: str | None = None
+    clock_skew_seconds: float = Field(30, ge=0)  # tolerated on a token's exp/nbf/iat
 
     def secret(self, which: Literal["client", "cookie"]) -> str:
         """The secret from its environment variable; ConfigError naming it if unset."""
@@ -79,6 +84,14 @@ class AuditSettings(BaseModel):
     syslog_ca_file: Path | None = None  # tls://: the repository's CA (default: system CAs)
     queue_size: int = Field(1000, ge=1)  # messages held while the repository is away
     source_id: str = "nasindex"  # AuditSourceID in every message
+
+
+class ApiSettings(BaseModel):
+    """``[api]``: the HTTP API of `nasindex serve` (its login rules are ``[auth]``'s)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Requests per caller (a token's subject; without [auth], an address) and period.
+    rate_limit: str = Field("600/minute", pattern=r"^[1-9]\d*/(second|minute|hour|day)$")
 
 
 class NasSettings(BaseModel):
@@ -126,6 +139,7 @@ class Settings(BaseModel):
     nas: dict[str, NasSettings] = {}
     auth: AuthSettings | None = None  # None: no login (the demo, on 127.0.0.1 only)
     audit: AuditSettings = AuditSettings()
+    api: ApiSettings = ApiSettings()
 
     def get_nas(self, nas_id: str) -> NasSettings:
         try:
@@ -175,17 +189,20 @@ def parse_settings(raw: dict[str, Any], path: Path) -> Settings:
         index = IndexSettings(**raw.get("index", {}))
         prefect = PrefectSettings(**raw.get("prefect", {}))
         audit = AuditSettings(**raw.get("audit", {}))
+        api = ApiSettings(**raw.get("api", {}))
     except ValidationError as exc:
         raise ConfigError(_explain(exc, f"{path}")) from None
-    unknown = set(raw) - {"index", "nas", "prefect", "auth", "audit"}
+    unknown = set(raw) - {"index", "nas", "prefect", "auth", "audit", "api"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level table(s) {sorted(unknown)}; "
-                          "expected [index], [prefect], [auth], [audit] and [nas.<id>].")
+                          "expected [index], [prefect], [auth], [audit], [api] and "
+                          "[nas.<id>].")
     index.url = _resolve_sqlite_url(index.url, base)
     if audit.syslog_ca_file and not audit.syslog_ca_file.is_absolute():
         audit.syslog_ca_file = (base / audit.syslog_ca_file).resolve()
     auth = _parse_auth(raw["auth"], path, nas) if "auth" in raw else None
-    return Settings(path=path, index=index, prefect=prefect, nas=nas, auth=auth, audit=audit)
+    return Settings(path=path, index=index, prefect=prefect, nas=nas, auth=auth, audit=audit,
+                    api=api)
 
 
 def _parse_auth(table: Any, path: Path, nas: dict[str, NasSettings]) -> AuthSettings:

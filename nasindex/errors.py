@@ -32,11 +32,21 @@ class IndexNotReady(NasIndexError):
 
 class QueryError(NasIndexError, ValueError):
     """A search that cannot be run as asked (too long, a control character, wildcards
-    alone, bad paging): the message says what to type instead. Never holds SQL."""
+    alone, bad paging): the message says what to type instead. Never holds SQL.
+    ``field`` names the :class:`~nasindex.search.SearchQuery` field at fault, if one is
+    (front ends name their own parameter for it)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class SearchTimeout(QueryError):
     """A search ran past its time limit and was stopped; nothing else was held up."""
+
+
+class NotFound(NasIndexError):
+    """What was asked for is not in the index, or its file is not on its NAS any more."""
 
 
 class AccessDenied(NasIndexError):

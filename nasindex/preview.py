@@ -3,7 +3,8 @@
 Only files below a NAS root that the index recorded are read: the NAS must be in the
 config with the same root as in the index, and its type's ``inside_root`` must accept
 the relative path. JPEG 2000 NAS types implement the same ``open_image``, so their
-images take exactly this path. Plain Python (no Streamlit): front ends reach it through
+images take exactly this path (and so does :func:`stored_file`, which the HTTP API uses
+to send a file as stored). Plain Python (no Streamlit): front ends reach it through
 ``nasindex.access`` (which checks the role and NAS scope and audits first), and the
 benchmark times what the patient page does.
 """
@@ -21,12 +22,14 @@ from sqlalchemy.engine import Engine
 
 from nasindex.config import Settings
 from nasindex.contract import NasType
+from nasindex.errors import NasIndexError, NasUnavailable, NotFound
 from nasindex.registry import open_nas
 from nasindex.search import nas_roots
 
 THUMBS_PER_PAGE = 12
 THUMB_SIZE = 128
 VIEW_SIZE = 512
+IMAGE_FORMATS = {"jpeg": "image/jpeg", "png": "image/png"}  # what render() encodes to
 # CT window presets in Hounsfield units: (centre, width).
 WINDOWS: dict[str, tuple[float, float] | None] = {
     "soft tissue": (40, 400),
@@ -36,8 +39,17 @@ WINDOWS: dict[str, tuple[float, float] | None] = {
 }
 
 
-class PreviewError(Exception):
+class PreviewError(NasIndexError):
     """This file cannot be previewed; the message says why (no stack trace, no PHI)."""
+
+
+class NasAway(PreviewError, NasUnavailable):
+    """The NAS cannot be read here: not in the config, a root other than the indexed
+    one, a NAS type that fails to open, or its share not mounted (names the NAS)."""
+
+
+class FileGone(PreviewError, NotFound):
+    """The indexed file is not on its NAS any more (moved or deleted since the last sync)."""
 
 
 class _Lru:
@@ -82,18 +94,35 @@ def _nas(settings: Settings, engine: Engine, nas: str) -> NasType:
         return obj
     cfg = settings.nas.get(nas)
     if cfg is None:
-        raise PreviewError(f"NAS {nas!r} is in the index but not in the config "
-                           f"({settings.path}); add it there to see its images.")
+        raise NasAway(f"NAS {nas!r} is in the index but not in the config "
+                             f"({settings.path}); add it there to see its images.")
     indexed = nas_roots(engine, scope=frozenset({nas})).get(nas)
     if indexed is None or Path(indexed).resolve() != Path(cfg.root).resolve():
-        raise PreviewError(f"The root of NAS {nas!r} in the config ({cfg.root}) differs from "
-                           f"the one in the index ({indexed}); run a sync of it first.")
+        raise NasAway(f"The root of NAS {nas!r} in the config ({cfg.root}) differs "
+                             f"from the one in the index ({indexed}); run a sync of it first.")
     try:
         obj = open_nas(cfg)
     except Exception as exc:  # a broken plugin: say which, keep the page
-        raise PreviewError(f"NAS {nas!r} cannot be opened: {exc}") from None
+        raise NasAway(f"NAS {nas!r} cannot be opened: {exc}") from None
     _nas_objects.put(key, obj)
     return obj
+
+
+def stored_file(settings: Settings, engine: Engine, nas: str, rel_path: str) -> Path:
+    """Where one indexed file is on this host, once its NAS is reachable here and the
+    path stays inside the NAS root. NasUnavailable when the share is not there (naming
+    the NAS), FileGone when the file alone is."""
+    obj = _nas(settings, engine, nas)
+    try:
+        path = obj.inside_root(rel_path)
+    except ValueError as exc:
+        raise PreviewError(str(exc)) from None
+    if not path.is_file():
+        if not obj.root.is_dir():  # the whole share is away, not this one file
+            raise NasAway(f"NAS {nas!r} cannot be reached: its root {obj.root} is "
+                                 "not a folder on this host. Mount the share, then try again.")
+        raise FileGone(f"{rel_path} is not on NAS {nas!r} any more (moved or deleted).")
+    return path
 
 
 def pixels(settings: Settings, engine: Engine, nas: str, rel_path: str) -> np.ndarray:
@@ -102,15 +131,10 @@ def pixels(settings: Settings, engine: Engine, nas: str, rel_path: str) -> np.nd
     cached = _pixels.get(key)
     if cached is not None:
         return cached
-    obj = _nas(settings, engine, nas)
+    stored_file(settings, engine, nas, rel_path)
     try:
-        path = obj.inside_root(rel_path)
-    except ValueError as exc:
-        raise PreviewError(str(exc)) from None
-    if not path.is_file():
-        raise PreviewError(f"{rel_path} is not on NAS {nas!r} any more (moved or deleted).")
-    try:
-        array = np.asarray(obj.open_image(rel_path), dtype=np.float32)
+        array = np.asarray(_nas(settings, engine, nas).open_image(rel_path),
+                           dtype=np.float32)
     except Exception as exc:  # undecodable pixels must not break the page
         raise PreviewError(f"{rel_path} cannot be decoded: {type(exc).__name__}: {exc}"
                            ) from None
@@ -132,23 +156,29 @@ def window(array: np.ndarray, preset: str) -> np.ndarray:
     return np.clip((array - low) * scale, 0, 255).astype(np.uint8)
 
 
-def _encode(gray: np.ndarray, size: int) -> bytes:
+def _encode(gray: np.ndarray, size: int, image_format: str) -> bytes:
     img = Image.fromarray(gray, mode="L")
     if max(img.size) > size:
         img.thumbnail((size, size), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=88)
+    if image_format == "png":
+        img.save(buf, format="PNG")
+    else:
+        img.save(buf, format="JPEG", quality=88)
     return buf.getvalue()
 
 
 def render(settings: Settings, engine: Engine, nas: str, rel_path: str, preset: str,
-           size: int = VIEW_SIZE) -> bytes:
-    """One file as a JPEG of at most ``size`` pixels a side, windowed with ``preset``."""
-    key = (str(settings.path), nas, rel_path, preset, size)
+           size: int = VIEW_SIZE, image_format: str = "jpeg") -> bytes:
+    """One file as a JPEG (or PNG) of at most ``size`` pixels a side, windowed with
+    ``preset``."""
+    key = (str(settings.path), nas, rel_path, preset, size, image_format)
     cached = _encoded.get(key)
     if cached is None:
-        cached = _encode(window(pixels(settings, engine, nas, rel_path), preset), size)
-        _encoded.put(key, cached)
+        cached = _encode(window(pixels(settings, engine, nas, rel_path), preset), size,
+                         image_format)
+        if size <= VIEW_SIZE:  # thumbnails and views; larger ones would crowd the memory
+            _encoded.put(key, cached)
     return cached
 
 

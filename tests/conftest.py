@@ -1,3 +1,4 @@
+from api_support import api_demo  # noqa: F401  (the HTTP API, served)
 from dashboard_support import clinic  # noqa: F401  (fixtures)
 from identity import dashboard_port, oidc_provider  # noqa: F401  (a real OIDC provider)
 from postgres import postgres_server, postgres_url  # noqa: F401  (throwaway PostgreSQL)

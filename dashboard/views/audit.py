@@ -10,11 +10,11 @@ import pandas as pd
 import streamlit as st
 from dash_context import context, show_error
 
+from nasindex.access.audit import ACTIONS as RECORDED
 from nasindex.access.audit import COLUMNS
 from nasindex.errors import NasIndexError
 
-ACTIONS = ["", "search", "patient", "preview", "images", "login", "logout", "audit",
-           "admin:sync", "admin:full", "admin:retry", "app:start", "app:stop"]
+ACTIONS = ["", *RECORDED]
 LIMIT = 5000
 SHOWN = ("at", "user", "action", "outcome", "nas", "patient_id", "query", "results", "detail",
          "client", "door", "study_uid", "series_uid")

@@ -1,15 +1,16 @@
 """Audit records as DICOM audit messages (PS3.15 Annex A.5, the IHE ATNA format) in
 RFC 5424 syslog frames, for the clinic's audit record repository.
 
-=========================  ================================  ======  =====================
-nasindex action            EventID (DCM)                     action  participant objects
-=========================  ================================  ======  =====================
-search                     110112 Query                      E       query; patient if an ID
-patient, images, preview   110103 DICOM Instances Accessed   R       patient; study
-login, logout              110114 User Authentication        E       (type 110122 / 110123)
-audit (the trail read)     110101 Audit Log Used             R       the audit trail
-admin:*, app:start/stop    110100 Application Activity       E       the NAS acted on
-=========================  ================================  ======  =====================
+=========================  ===================================  ======  =======================
+nasindex action            EventID (DCM)                        action  participant objects
+=========================  ===================================  ======  =======================
+search                     110112 Query                         E       query; patient if an ID
+patient, images, preview   110103 DICOM Instances Accessed      R       patient; study
+retrieve (a file sent)     110104 DICOM Instances Transferred   R       patient; study
+login, logout              110114 User Authentication           E       (type 110122 / 110123)
+audit (the trail read)     110101 Audit Log Used                R       the audit trail
+admin:*, app:start/stop    110100 Application Activity          E       the NAS acted on
+=========================  ===================================  ======  =======================
 
 A refusal keeps its EventID with EventOutcomeIndicator 4 (minor failure); an action that
 failed has 8.
@@ -31,6 +32,7 @@ EVENTS: dict[str, tuple[str, str, str]] = {
     "patient": ("110103", "DICOM Instances Accessed", "R"),
     "images": ("110103", "DICOM Instances Accessed", "R"),
     "preview": ("110103", "DICOM Instances Accessed", "R"),
+    "retrieve": ("110104", "DICOM Instances Transferred", "R"),
     "login": ("110114", "User Authentication", "E"),
     "logout": ("110114", "User Authentication", "E"),
     "audit": ("110101", "Audit Log Used", "R"),

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from threading import Lock
 from typing import Any
 
@@ -27,9 +28,9 @@ from nasindex import health, search
 from nasindex.access import audit
 from nasindex.access.audit import Event, Target
 from nasindex.access.forward import Forwarder, forwarder
-from nasindex.access.principal import ADMIN, CLINICIAN, Principal
+from nasindex.access.principal import ADMIN, CLINICIAN, Door, Principal
 from nasindex.config import Settings
-from nasindex.errors import AccessDenied, AuditUnavailable
+from nasindex.errors import AccessDenied, AuditUnavailable, NotFound
 from nasindex.index.models import Instance, Nas, Patient, Series, Study
 from nasindex.search.scope import nas_id_in
 
@@ -83,6 +84,14 @@ class Access:
         with contextlib.suppress(AuditUnavailable):
             self.record(p, action, replace(target, detail=why), "denied")
         raise AccessDenied(f"Not allowed: {why}. Ask your administrator if you need it.")
+
+    def application_event(self, door: Door, action: str) -> None:
+        """The start or stop of a door's server (``app:start``/``app:stop``: Application
+        Activity), best effort: it never keeps a server from starting or stopping."""
+        with contextlib.suppress(Exception):
+            self.record(Principal("nasindex", frozenset(), None, None, door), action)
+            if action == "app:stop" and self.forwarder is not None:
+                self.forwarder.flush(3)
 
     # -- sessions -----------------------------------------------------------------------
     def login(self, p: Principal) -> None:
@@ -164,6 +173,40 @@ class Access:
         return Target(nas=nas, patient_id=row.patient_id, study_uid=row.study_uid,
                       series_uid=series_uid)
 
+    def instance_file(self, p: Principal, nas: str, sop_uid: str) -> tuple[dict[str, Any], Path]:
+        """One indexed file to send as stored (its index record, where it is): recorded as
+        a retrieval. NotFound if it is not indexed (or not present) on ``nas``;
+        NasUnavailable if the share is not reachable."""
+        from nasindex import preview  # the NAS types: only when a file is read
+
+        found = self._instance(p, nas, sop_uid, "retrieve")
+        path = preview.stored_file(self.settings, self.engine, nas, found["rel_path"])
+        self.record(p, "retrieve", Target(nas=nas, patient_id=found["patient_id"],
+                                          study_uid=found["study_uid"],
+                                          series_uid=found["series_uid"]))
+        return found, path
+
+    def render_instance(self, p: Principal, nas: str, sop_uid: str, preset: str, size: int,
+                        image_format: str = "jpeg") -> bytes:
+        """One indexed image drawn as the patient page draws it: recorded as a preview."""
+        from nasindex import preview
+
+        found = self._instance(p, nas, sop_uid, "preview")
+        owner = self._series_owner(p, nas, found["series_uid"], found["rel_path"])
+        self.record(p, "preview", owner)
+        return preview.render(self.settings, self.engine, nas, found["rel_path"], preset, size,
+                              image_format)
+
+    def _instance(self, p: Principal, nas: str, sop_uid: str, action: str) -> dict[str, Any]:
+        self._require(p, CLINICIAN, action, Target(nas=nas))
+        found = search.instance(self.engine, nas, sop_uid, scope=p.scope)
+        if found is None:
+            raise NotFound(f"No image with SOP Instance UID {sop_uid} is indexed on NAS {nas}.")
+        if found["missing_since"]:
+            raise NotFound(f"The file of SOP Instance UID {sop_uid} is gone from NAS {nas} "
+                           f"since {found['missing_since']} (moved or deleted).")
+        return found
+
     def images(self, p: Principal, nas: str, patient_id: str) -> list[dict[str, Any]]:
         """Every indexed file of one patient on one NAS, with its paths."""
         self._require(p, CLINICIAN, "images", Target(nas=nas, patient_id=patient_id))
@@ -175,6 +218,11 @@ class Access:
     def facets(self, p: Principal) -> dict[str, Any]:
         self._require(p, CLINICIAN, "facets")
         return search.facets(self.engine, scope=p.scope)
+
+    def status(self, p: Principal) -> list[dict[str, Any]]:
+        """``nasindex status --json`` for the NAS devices ``p`` sees."""
+        self._require(p, CLINICIAN, "health")
+        return health.nas_status(self.engine, scope=p.scope)
 
     def health(self, p: Principal, now: datetime | None = None) -> list[dict[str, Any]]:
         self._require(p, CLINICIAN, "health")

@@ -69,6 +69,14 @@ def from_claims(claims: Mapping[str, Any], auth: AuthSettings, client: str | Non
     return Principal(user, roles, scope, client, door, session)
 
 
+def demo_principal(door: Door, client: str | None, session: str | None = None) -> Principal:
+    """Who uses a door that runs without ``[auth]`` (the demo, which listens on loopback
+    only): the OS user running the server, marked "(no login)", with every role and NAS.
+    Anyone who can reach a loopback port is on this host already."""
+    return Principal(f"{getpass.getuser()} (no login)", EVERY_ROLE, None, client, door,
+                     session)
+
+
 def local_principal(door: Door = "cli") -> Principal:
     """Whoever runs nasindex in a shell on this host: the OS user, with every role and
     NAS. Whoever can read the config and the index database could read them directly;

@@ -15,6 +15,7 @@ keeps it so.
 | :mod:`~nasindex.cli.find` | search, images |
 | :mod:`~nasindex.cli.ops` | status, plugins, deployments, demo |
 | :mod:`~nasindex.cli.audit` | audit |
+| :mod:`~nasindex.cli.serve` | serve (the HTTP API) |
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Annotated
 
 import typer
 
-from nasindex.cli import audit, find, ops, runs, usage, watching
+from nasindex.cli import audit, find, ops, runs, serve, usage, watching
 from nasindex.cli.commands import CommandGroup
 from nasindex.cli.options import set_config_path, settings
 
@@ -39,7 +40,7 @@ app = typer.Typer(help="Index the medical images on several NAS devices; search 
 for module, names in ((runs, ("init", "index", "sync", "retry")), (watching, ("watch",)),
                       (find, ("search", "images")),
                       (ops, ("status", "plugins", "deployments", "demo")),
-                      (audit, ("audit",))):
+                      (audit, ("audit",)), (serve, ("serve",))):
     for name in names:
         app.command(name)(getattr(module, name))
 

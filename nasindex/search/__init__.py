@@ -31,7 +31,7 @@ The modules, one job each:
 | ``similar`` | the typo-tolerant pass |
 | ``records`` | the page's records and studies |
 | ``find`` | :func:`search`, putting them together |
-| ``browse`` | patient page look-ups: one person, study tree, series files, images, facets |
+| ``browse`` | look-ups: one person, study tree, series files, images, an instance, facets |
 """
 
 from nasindex.search.browse import (
@@ -39,6 +39,7 @@ from nasindex.search.browse import (
     StudyNode,
     facets,
     images,
+    instance,
     nas_roots,
     patient,
     series_files,
@@ -61,8 +62,8 @@ from nasindex.search.terms import NameTerm
 
 __all__ = [
     "COUNT_LIMIT", "LINK_KEYS", "NameTerm", "PatientHit", "PersonHit", "Scope", "SearchQuery",
-    "SearchResult",
-    "SeriesNode", "StudyHit", "StudyNode", "facets", "images", "link_reason",
+    "SearchResult", "SeriesNode", "StudyHit", "StudyNode", "facets", "images", "instance",
+    "link_reason",
     "looks_like_identifier", "nas_roots", "normalize_date", "patient", "search",
     "series_files", "study_tree",
 ]

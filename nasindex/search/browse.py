@@ -182,6 +182,32 @@ def images(engine: Engine, nas: str, patient_id: str, include_missing: bool = Tr
         } for r in conn.execute(stmt)]
 
 
+def instance(engine: Engine, nas: str, sop_uid: str, *, scope: Scope
+             ) -> dict[str, Any] | None:
+    """One SOP instance on one NAS, with its patient, study, series and file; None when
+    it is not indexed there or the NAS is outside ``scope``. When the NAS holds several
+    files of it, the present one first in path order, the same every time."""
+    stmt = (select(Patient.patient_id, Study.study_uid, Series.series_uid,
+                   Instance.sop_instance_uid, Instance.rel_path, Instance.file_format,
+                   Instance.transfer_syntax, Instance.size, Instance.missing_since)
+            .join(Series, Series.id == Instance.series_pk)
+            .join(Study, Study.id == Series.study_pk)
+            .join(Patient, Patient.id == Study.patient_pk)
+            .join(Nas, Nas.id == Instance.nas_id)
+            .where(Nas.name == nas, Instance.sop_instance_uid == sop_uid,
+                   *nas_id_in(scope, Instance.nas_id))
+            .order_by(Instance.missing_since.is_not(None), Instance.rel_path).limit(1))
+    with engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    return {"nas": nas, "patient_id": row.patient_id, "study_uid": row.study_uid,
+            "series_uid": row.series_uid, "sop_instance_uid": row.sop_instance_uid,
+            "rel_path": row.rel_path, "format": row.file_format,
+            "transfer_syntax": row.transfer_syntax, "size": row.size,
+            "missing_since": _iso(row.missing_since)}
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 

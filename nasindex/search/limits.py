@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from nasindex.errors import QueryError, SearchTimeout
@@ -30,36 +32,58 @@ _TYPED_WHITESPACE = "\t\n\r"  # pasted text: separators like a space
 
 
 def check_query(q: SearchQuery) -> None:
-    """Raise QueryError if ``q`` cannot be run as asked."""
-    _check_paging(q.limit, q.offset)
+    """Raise QueryError if ``q`` cannot be run as asked; its ``field`` names the query
+    field at fault."""
+    for what, value in (("limit", q.limit), ("offset", q.offset)):
+        with _about(what):
+            _check_whole(what, value)
+    with _about("limit"):
+        if not 1 <= q.limit <= MAX_LIMIT:
+            raise QueryError(f"The limit (people per page) must be between 1 and {MAX_LIMIT}.")
+    with _about("offset"):
+        if not 0 <= q.offset <= MAX_OFFSET:
+            raise QueryError(f"The offset must be between 0 and {MAX_OFFSET:,}: a search "
+                             f"lists its best {COUNT_LIMIT:,} people; narrow it to see others.")
     if q.is_empty():
         raise QueryError("Type a name, Patient ID or accession number, or choose a filter.")
     if q.text is not None:
-        _check_text(q.text)
-    for what, value in (("Patient ID", q.patient_id), ("accession number", q.accession)):
+        with _about("text"):
+            _check_text(q.text)
+    for field, what, value in (("patient_id", "Patient ID", q.patient_id),
+                               ("accession", "accession number", q.accession)):
         if value is not None:
-            _check_value(what, value)
-    for what, values in (("modalities", q.modalities), ("NAS devices", q.nas)):
-        if len(values) > MAX_CHOICES:
-            raise QueryError(f"Too many {what} chosen ({len(values)}); at most {MAX_CHOICES}.")
-        for value in values:
-            _check_value(f"{what} filter", value)
-    for what, value in (("study date 'from'", q.date_from), ("study date 'to'", q.date_to),
-                        ("birth date", q.birth_date)):
-        if isinstance(value, str):
-            _check_value(what, value)
-        normalize_date(value, what)
+            with _about(field):
+                _check_value(what, value)
+    for field, what, values in (("modalities", "modalities", q.modalities),
+                                ("nas", "NAS devices", q.nas)):
+        with _about(field):
+            if len(values) > MAX_CHOICES:
+                raise QueryError(f"Too many {what} chosen ({len(values)}); at most "
+                                 f"{MAX_CHOICES}.")
+            for value in values:
+                _check_value(f"{what} filter", value)
+    for field, what, value in (("date_from", "study date 'from'", q.date_from),
+                               ("date_to", "study date 'to'", q.date_to),
+                               ("birth_date", "birth date", q.birth_date)):
+        with _about(field):
+            if isinstance(value, str):
+                _check_value(what, value)
+            normalize_date(value, what)
 
 
-def _check_paging(limit: object, offset: object) -> None:
-    for what, value in (("limit", limit), ("offset", offset)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise QueryError(f"The {what} must be a whole number, not {type(value).__name__}.")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise QueryError(f"The limit (people per page) must be between 1 and {MAX_LIMIT}.")
-    if not 0 <= offset <= MAX_OFFSET:
-        raise QueryError(f"The offset must be between 0 and {MAX_OFFSET:,}: a search lists "
-                         f"its best {COUNT_LIMIT:,} people; narrow it to see others.")
+@contextmanager
+def _about(field: str) -> Iterator[None]:
+    """A QueryError raised inside is about ``field``."""
+    try:
+        yield
+    except QueryError as exc:
+        exc.field = exc.field or field
+        raise
+
+
+def _check_whole(what: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise QueryError(f"The {what} must be a whole number, not {type(value).__name__}.")
 
 
 def _check_text(text: str) -> None:

@@ -1,0 +1,85 @@
+"""The HTTP API as a user runs it: `nasindex serve` in its own process (the real uvicorn,
+the exact server configuration), on a free port, once per test session; httpx talks to
+it. Its log (stdout and stderr) is kept, so tests can read what the service wrote.
+
+``api_demo``: the no-login demo over the CLI's demo index (ct, pacs2, pacs3; every
+request acts as the demo user). The login-protected server is in ``api_login``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from browser import free_port
+from nasindex.config import Settings, load_settings
+from support import CLI_ENV, stop_process
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    url: str  # http://127.0.0.1:PORT
+    settings: Settings
+    log: Path
+    proc: subprocess.Popen
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/api/v1"
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.api, headers=headers, timeout=60)
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def serve_command(config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "nasindex.cli", "--config", str(config), "serve", *args]
+
+
+@contextmanager
+def running_api(config: Path, log: Path, env: dict[str, str] | None = None,
+                timeout: float = 60) -> Iterator[ApiServer]:
+    """`nasindex serve` on a free loopback port until the block ends (SIGTERM, waited)."""
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(serve_command(config, "--port", str(port)), stdout=out,
+                                stderr=subprocess.STDOUT, env={**CLI_ENV, **(env or {})})
+    server = ApiServer(f"http://127.0.0.1:{port}", load_settings(config), log, proc)
+    try:
+        _wait_listening(server, timeout)
+        yield server
+    finally:
+        stop_process(proc)
+
+
+def _wait_listening(server: ApiServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"nasindex serve exited ({server.proc.returncode}):\n"
+                               f"{server.log_text()}")
+        try:
+            httpx.get(f"{server.api}/health", timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nasindex serve did not answer within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def api_demo(cli_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """The no-login demo API over the CLI's indexed demo (read: do not change its data)."""
+    log = tmp_path_factory.mktemp("api-demo") / "serve.log"
+    with running_api(cli_demo / "nasindex.toml", log, {"PYTHONUNBUFFERED": "1"}) as server:
+        yield server
