@@ -7,7 +7,9 @@ It is built from one ``[nas.<id>]`` table of the config and promises five things
 * ``check()``: raise :class:`~nasindex.errors.NasUnavailable` if the NAS cannot be read;
 * ``scan(cursor)``: list the items with cheap fingerprints (never opening file contents);
 * ``read(batch)``: turn fingerprints into :class:`InstanceRecord` or :class:`ItemFailure`;
-* ``open_image(record)``: the pixels of one item, for a preview.
+* ``open_image(record)``: the pixels of one item, for a preview;
+* ``open_stored(rel_path)``: the stored bytes of one item, served as they are (a default
+  for file-based types), and ``modality_rescale`` for files that do not carry it.
 
 Instances must be picklable: ``read`` runs in worker processes.
 """
@@ -20,7 +22,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -262,6 +264,21 @@ class NasType:
                 return digest.hexdigest() if _fingerprint(f) == (size, mtime_ns) else None
         except OSError:
             return None
+
+    def open_stored(self, rel_path: str) -> BinaryIO:
+        """The stored bytes of one item exactly as they lie on the NAS: a binary,
+        seekable, read-only file object the caller closes. Served as they are (DICOMweb
+        retrieve), never decoded. The default opens the file ``rel_path`` below the
+        root, which fits every file-based type; a type whose items are not plain files
+        (a database blob, an archive member) overrides it. FileNotFoundError when the
+        item is gone."""
+        return open(self.inside_root(rel_path), "rb")  # noqa: SIM115 - the caller closes
+
+    def modality_rescale(self, rel_path: str) -> tuple[float, float] | None:
+        """(slope, intercept) from an item's stored pixel values to modality units (HU
+        for CT), for a type whose files do not carry it (JPEG 2000): DICOM made from
+        such a file states it. None (the default): the file says, or there is none."""
+        return None
 
     def inside_root(self, rel_path: str) -> Path:
         """The absolute path of ``rel_path``, refusing anything that escapes the NAS root."""

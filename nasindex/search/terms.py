@@ -200,6 +200,12 @@ def any_part_matches(name_key: str, pattern: str) -> bool:
     return any(wildcard_match(pattern, part) for part in name_key.split())
 
 
+def folded_match(value: str | None, pattern: str) -> bool:
+    """``value`` matches the DICOM wildcard ``pattern`` as a whole, case folded (SQLite
+    calls this per row for person names: PS3.4 lets PN matching ignore case)."""
+    return value is not None and wildcard_match(pattern.casefold(), value.casefold())
+
+
 def wildcard_regex(word: str) -> str:
     """``*``/``?`` to a regex confined to one part; the same syntax in Python and PostgreSQL."""
     out = []

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
+from nasindex.index.models import Patient
 from nasindex.search.limits import Deadline
 from nasindex.search.terms import NameTerm
 
@@ -27,6 +28,17 @@ class Backend:
     """The database-specific parts of search. Subclasses: one per SQLAlchemy dialect."""
 
     dialect: str
+
+    def prefix(self, expr: ColumnElement[str], value: str) -> ColumnElement[bool]:
+        """``expr`` starts with ``value`` (equal included), served by its index."""
+        raise NotImplementedError
+
+    def dicom_wildcard(self, expr: ColumnElement[str], pattern: str, fold_case: bool
+                       ) -> ColumnElement[bool]:
+        """``expr`` matches a DICOM wildcard ``pattern`` as a whole (``*`` any run, ``?``
+        one character, everything else literal; PS3.4 C.2.2.2.4), ignoring case if
+        ``fold_case`` (Python's case folding on both sides where the database allows)."""
+        raise NotImplementedError
 
     @contextmanager
     def bounded(self, conn: Connection, deadline: Deadline) -> Iterator[None]:

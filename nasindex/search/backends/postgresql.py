@@ -58,6 +58,14 @@ class PostgresBackend(Backend):
     def id_prefix_params(self, name: str, value: str) -> dict[str, str]:
         return {f"{name}_like": f"{escape_like(value)}%"}
 
+    def prefix(self, expr: ColumnElement[str], value: str) -> ColumnElement[bool]:
+        return expr.like(f"{escape_like(value)}%", escape="\\")
+
+    def dicom_wildcard(self, expr: ColumnElement[str], pattern: str, fold_case: bool
+                       ) -> ColumnElement[bool]:
+        like = escape_like(pattern).replace("*", "%").replace("?", "_")
+        return expr.ilike(like, escape="\\") if fold_case else expr.like(like, escape="\\")
+
     def name_conditions(self, terms: list[NameTerm]) -> list[ColumnElement[bool]]:
         # A LIKE on the literal runs of a wildcard lets the planner pick the trigram
         # index, which it does not for the regular expression alone.

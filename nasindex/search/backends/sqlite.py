@@ -22,12 +22,13 @@ from nasindex.index.models import Patient
 from nasindex.search.backends.base import Backend
 from nasindex.search.limits import COUNT_LIMIT, FLAGGED_LIMIT, Deadline
 from nasindex.search.people import Candidate
-from nasindex.search.terms import NameTerm, any_part_matches, glob_escape
+from nasindex.search.terms import NameTerm, any_part_matches, folded_match, glob_escape
 
 if TYPE_CHECKING:
     from nasindex.search.plan import Plan
 
 WILDCARD_FUNCTION = "nasindex_wildcard"  # any_part_matches, registered per search
+DICOM_FUNCTION = "nasindex_dicom_match"  # folded_match, registered per search
 PROGRESS_STEPS = 5000  # SQLite virtual machine steps between two looks at the clock
 ID_BITS = 32  # the low bits of a rowid: the patient id; above them the latest study
 ID_MASK = (1 << ID_BITS) - 1
@@ -75,6 +76,7 @@ class SqliteBackend(Backend):
     def bounded(self, conn: Connection, deadline: Deadline) -> Iterator[None]:
         raw = conn.connection.driver_connection
         raw.create_function(WILDCARD_FUNCTION, 2, any_part_matches, deterministic=True)
+        raw.create_function(DICOM_FUNCTION, 2, folded_match, deterministic=True)
         # A progress handler that answers true interrupts the statement running.
         raw.set_progress_handler(deadline.passed, PROGRESS_STEPS)
         try:
@@ -99,6 +101,16 @@ class SqliteBackend(Backend):
 
     def id_prefix_params(self, name: str, value: str) -> dict[str, str]:
         return {f"{name}_lo": value, f"{name}_hi": value + "\U0010ffff"}
+
+    def prefix(self, expr: ColumnElement[str], value: str) -> ColumnElement[bool]:
+        # A range on the B-tree: every string that starts with value.
+        return and_(expr >= value, expr < value + "\U0010ffff")
+
+    def dicom_wildcard(self, expr: ColumnElement[str], pattern: str, fold_case: bool
+                       ) -> ColumnElement[bool]:
+        if fold_case:  # SQLite's own upper() and NOCASE know ASCII only
+            return getattr(func, DICOM_FUNCTION)(expr, literal(pattern), type_=Boolean)
+        return expr.op("GLOB")(glob_escape(pattern))
 
     def name_conditions(self, terms: list[NameTerm]) -> list[ColumnElement[bool]]:
         indexed = bool(name_match(terms))

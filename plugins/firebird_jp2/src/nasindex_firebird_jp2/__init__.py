@@ -348,6 +348,10 @@ class FirebirdJp2(NasType):
         o = self.options
         return pixels.astype(np.float32) * o.rescale_slope + o.rescale_intercept
 
+    def modality_rescale(self, rel_path: str) -> tuple[float, float]:
+        """The configured rescale: JPEG 2000 files store no modality LUT."""
+        return self.options.rescale_slope, self.options.rescale_intercept
+
     @classmethod
     def create_demo(cls, nas_id: str, root: Path, patients: Sequence[DemoPatient]
                     ) -> dict[str, Any]:
