@@ -20,7 +20,7 @@ from nasindex.config import Settings
 from nasindex.contract import NasType
 from nasindex.errors import NasUnavailable, NotFound
 from nasindex.preview import PreviewError
-from nasindex.preview import _nas as nas_object  # TODO: public after the API lands
+from nasindex.preview import _nas as nas_object  # the preview's cache of NAS objects
 from nasindex.search.dicom.files import StoredInstance
 from nasindex.wado.codestream import locate
 from nasindex.wado.part10 import Wrapped, dataset, wrap
