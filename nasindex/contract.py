@@ -84,6 +84,9 @@ class InstanceRecord:
     lossless: bool | None = None
     content_hash: str | None = None
     version: str = ""
+    sop_class_uid: str | None = None  # DICOM files: theirs; else None
+    bits_allocated: int | None = None
+    frames: int | None = None  # Number of Frames of a multi-frame image
     # Indexed, with a remark for the error table (e.g. values cut at DICOM's length
     # limits); the engine sets it, a NAS type may too.
     note: str | None = None

@@ -245,7 +245,8 @@ def _write_records(conn: Connection, nas_pk: int, records: list[InstanceRecord],
 # SQLAlchemy's compiled INSERT takes them; _prepared_upsert checks it).
 INSTANCE_COLUMNS = ("nas_id", "series_pk", "item_key", "sop_instance_uid", "instance_number",
                     "rel_path", "file_format", "transfer_syntax", "size", "mtime_ns", "version",
-                    "content_hash", "rows", "columns", "lossless", "indexed_at", "missing_since")
+                    "content_hash", "rows", "columns", "lossless", "indexed_at", "missing_since",
+                    "sop_class_uid", "bits_allocated", "frames")
 # The columns whose type converts values before the driver sees them (UTC datetimes, and
 # booleans as 0/1 on SQLite). Rows are built without that machinery, so any other
 # converting column is refused rather than stored differently.
@@ -266,7 +267,8 @@ def _upsert_instances(conn: Connection, nas_pk: int, series_pk: dict[str, int],
     conn.exec_driver_sql(sql, [
         (nas_pk, series_pk[r.series_uid], r.key, r.sop_instance_uid, r.instance_number,
          r.rel_path, r.file_format, r.transfer_syntax, r.size, r.mtime_ns, r.version,
-         r.content_hash, r.rows, r.columns, lossless(r.lossless), indexed_at, present)
+         r.content_hash, r.rows, r.columns, lossless(r.lossless), indexed_at, present,
+         r.sop_class_uid, r.bits_allocated, r.frames)
         for r in records])
 
 

@@ -21,6 +21,7 @@ from nasindex.config import load_settings
 from nasindex.errors import NotFound
 from nasindex.index.db import get_engine
 from nasindex.index.models import Instance, Nas, Series, Study
+from nasindex.search.dicom import DicomQuery
 from nasindex.wado import serve
 
 
@@ -65,6 +66,21 @@ def test_jpeg2000_files_become_dicom_with_the_stored_codestream(demo, nas):
         codestream = serve.stored_codestream(settings, engine, item)
         assert codestream in data  # encapsulated as it is stored
         assert float(ds.RescaleIntercept) == -1024  # the NAS's configured rescale
+
+
+def test_instance_searches_name_the_sop_class_each_is_served_as(demo):
+    _settings, engine, access = demo
+    me = local_principal()
+    for nas, sop_class in (("ct", "1.2.840.10008.5.1.4.1.1.2"),  # CT Image, the file's own
+                           ("pacs2", "1.2.840.10008.5.1.4.1.1.7"),  # Secondary Capture
+                           ("pacs3", "1.2.840.10008.5.1.4.1.1.7")):
+        found = access.dicom_query(me, DicomQuery("instance", study_uid=_first_study(
+            engine, nas)))
+        assert found.rows and {(r["SOPClassUID"], r["BitsAllocated"]) for r in found.rows} \
+            == {(sop_class, 16)}
+        same = access.dicom_query(me, DicomQuery("instance", {"SOPClassUID": sop_class},
+                                                 study_uid=_first_study(engine, nas)))
+        assert same.rows == found.rows
 
 
 def test_dicom_files_are_served_as_stored_and_metadata_holds_the_header(demo):

@@ -22,10 +22,10 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
-from nasindex.search.dicom.files import StoredInstance
+from nasindex.search.dicom.files import WRAPPED_SOP_CLASS, StoredInstance
 from nasindex.wado.codestream import Codestream
 
-SECONDARY_CAPTURE = UID("1.2.840.10008.5.1.4.1.1.7")
+SECONDARY_CAPTURE = UID(WRAPPED_SOP_CLASS)
 J2K_LOSSLESS = UID("1.2.840.10008.1.2.4.90")
 J2K = UID("1.2.840.10008.1.2.4.91")
 _ITEM, _SEQ_END = b"\xfe\xff\x00\xe0", b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"

@@ -21,12 +21,11 @@ from nasindex.contract import NasType
 from nasindex.errors import NasUnavailable, NotFound
 from nasindex.preview import PreviewError
 from nasindex.preview import _nas as nas_object  # the preview's cache of NAS objects
-from nasindex.search.dicom.files import StoredInstance
+from nasindex.search.dicom.files import JPEG_2000_FILES, StoredInstance
 from nasindex.wado.codestream import locate
 from nasindex.wado.part10 import Wrapped, dataset, wrap
 
 CHUNK = 1 << 20
-JPEG_2000_FILES = ("jp2", "j2k")
 
 
 @dataclass(frozen=True)

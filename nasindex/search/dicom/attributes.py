@@ -59,10 +59,13 @@ ATTRIBUTES: dict[str, Attribute] = {a.keyword: a for a in (
     _a("SeriesNumber", "series", "number"),
     _a("SeriesDescription", "series", "text", default=False),
     _a("NumberOfSeriesRelatedInstances", "series", "none"),
+    _a("SOPClassUID", "instance", "uid"),
     _a("SOPInstanceUID", "instance", "uid"),
     _a("InstanceNumber", "instance", "number"),
     _a("Rows", "instance", "number"),
     _a("Columns", "instance", "number"),
+    _a("BitsAllocated", "instance", "number"),
+    _a("NumberOfFrames", "instance", "number"),
 )}
 _BY_TAG = {a.tag: a for a in ATTRIBUTES.values()}
 # Returned at a level only where they summarise it: a series result does not count the

@@ -9,19 +9,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from nasindex.index.models import Instance, Patient, Series, Study
-from nasindex.search.dicom.attributes import Level
+from nasindex.search.dicom.attributes import LEVELS, Level, levels_up_to, returned
+from nasindex.search.dicom.matching import COLUMNS
 from nasindex.search.scope import Scope, nas_id_in
 
-PATIENT = {"PatientName": Patient.patient_name, "PatientID": Patient.patient_id,
-           "PatientBirthDate": Patient.birth_date, "PatientSex": Patient.sex}
-STUDY = {"StudyInstanceUID": Study.study_uid, "StudyDate": Study.study_date,
-         "StudyTime": Study.study_time, "AccessionNumber": Study.accession_number,
-         "StudyDescription": Study.description}
-SERIES = {"SeriesInstanceUID": Series.series_uid, "Modality": Series.modality,
-          "SeriesNumber": Series.series_number, "SeriesDescription": Series.description}
-INSTANCE = {"SOPInstanceUID": Instance.sop_instance_uid,
-            "InstanceNumber": Instance.instance_number, "Rows": Instance.rows,
-            "Columns": Instance.columns}
+# The columns a result of each level reads: its attributes held in a column (counts
+# and modalities are computed over the copies).
+_HELD = {level: [a.keyword for a in returned(level, levels_up_to(level))
+                 if a.keyword in COLUMNS] for level in LEVELS}
 
 
 def load(conn: Connection, level: Level, pks: list[int], scope: Scope
@@ -29,16 +24,14 @@ def load(conn: Connection, level: Level, pks: list[int], scope: Scope
     """One dict (keyword -> value) per pk of ``level``, in the order of ``pks``."""
     if not pks:
         return []
-    columns = {**PATIENT, **STUDY}
+    columns = _HELD[level]
     stmt = select().select_from(Study).join(Patient, Patient.id == Study.patient_pk)
     pk = Study.id
     if level != "study":
-        columns |= SERIES
         stmt, pk = stmt.join(Series, Series.study_pk == Study.id), Series.id
     if level == "instance":
-        columns |= INSTANCE
         stmt, pk = stmt.join(Instance, Instance.series_pk == Series.id), Instance.id
-    stmt = stmt.with_only_columns(pk, *columns.values()).where(pk.in_(pks))
+    stmt = stmt.with_only_columns(pk, *(COLUMNS[k] for k in columns)).where(pk.in_(pks))
     found = {row[0]: dict(zip(columns, row[1:], strict=True)) for row in conn.execute(stmt)}
     rows = [found[p] for p in pks if p in found]
     if level == "study":

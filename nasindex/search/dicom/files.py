@@ -13,12 +13,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql import ColumnElement
 
 from nasindex.index.models import Instance, Nas, Patient, Series, Study
 from nasindex.search.backends import backend
 from nasindex.search.scope import Scope, nas_id_in
+
+# JPEG 2000 files are served as Secondary Capture images (nasindex.wado.part10).
+WRAPPED_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
+JPEG_2000_FILES = ("jp2", "j2k")
+
+
+def sop_class() -> ColumnElement[str | None]:
+    """An instance's SOP Class UID as served: its file's own, or Secondary Capture for a
+    JPEG 2000 file (made into DICOM on the fly)."""
+    return func.coalesce(Instance.sop_class_uid, case(
+        (Instance.file_format.in_(JPEG_2000_FILES), WRAPPED_SOP_CLASS), else_=None))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from nasindex.names import name_words
 from nasindex.search.backends import Backend
 from nasindex.search.candidates import study_conditions
 from nasindex.search.dicom.attributes import Attribute
+from nasindex.search.dicom.files import sop_class
 from nasindex.search.query import SearchQuery
 from nasindex.search.terms import MIN_FRAGMENT, NameTerm
 
@@ -43,7 +44,8 @@ COLUMNS: dict[str, ColumnElement] = {
     "Modality": Series.modality, "SeriesNumber": Series.series_number,
     "SeriesDescription": Series.description, "SOPInstanceUID": Instance.sop_instance_uid,
     "InstanceNumber": Instance.instance_number, "Rows": Instance.rows,
-    "Columns": Instance.columns,
+    "Columns": Instance.columns, "SOPClassUID": sop_class(),
+    "BitsAllocated": Instance.bits_allocated, "NumberOfFrames": Instance.frames,
 }
 
 

@@ -73,6 +73,8 @@ def read_record(key: str, rel_path: str, f: BinaryIO, size: int, mtime_ns: int,
         file_format="dicom", transfer_syntax=tsyntax,
         rows=header.us(0x00280010), columns=header.us(0x00280011),
         lossless=(tsyntax in LOSSLESS_SYNTAXES) if tsyntax else None,
+        sop_class_uid=header.ascii(0x00080016), bits_allocated=header.us(0x00280100),
+        frames=as_int(header.ascii(0x00280008)),
     )
 
 

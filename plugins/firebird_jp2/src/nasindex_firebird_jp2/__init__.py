@@ -318,6 +318,8 @@ class FirebirdJp2(NasType):
         record.transfer_syntax = header.transfer_syntax
         record.rows, record.columns = header.rows, header.columns
         record.lossless = header.lossless
+        record.bits_allocated = 8 if header.bits <= 8 else 16
+        record.sop_class_uid = header.sop_class_uid  # DICOM files only
         return record
 
     @staticmethod

@@ -49,6 +49,7 @@ class Header:
     lossless: bool  # reversible (5-3) wavelet, or a lossless-only transfer syntax
     transfer_syntax: str | None = None
     sop_instance_uid: str | None = None  # DICOM files carry their own
+    sop_class_uid: str | None = None
 
 
 def read_header(path: Path) -> Header:
@@ -136,6 +137,7 @@ def _dicom_header(f: BinaryIO) -> Header:
         raise NotJpeg2000(f"DICOM file, but its transfer syntax {ts or '(none)'} "
                           "is not JPEG 2000")
     sop = str(ds.get("SOPInstanceUID", "") or "") or None
+    sop_class = str(ds.get("SOPClassUID", "") or "") or None
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     lossless = J2K_SYNTAXES[ts]
     fragment = _first_fragment(f, ds)
@@ -146,7 +148,7 @@ def _dicom_header(f: BinaryIO) -> Header:
                   components=int(ds.get("SamplesPerPixel", 1) or 1),
                   bits=int(ds.get("BitsStored", 0) or 0),
                   signed=bool(ds.get("PixelRepresentation", 0)), lossless=lossless,
-                  transfer_syntax=ts, sop_instance_uid=sop)
+                  transfer_syntax=ts, sop_instance_uid=sop, sop_class_uid=sop_class)
 
 
 def _first_fragment(f: BinaryIO, ds) -> int | None:
