@@ -6,6 +6,8 @@ the stored pixels; the copy chosen; tombstones and missing files refused with a 
 from __future__ import annotations
 
 import io
+import os
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,11 +20,14 @@ from sqlalchemy import select
 from nasindex.access.guard import Access
 from nasindex.access.principal import local_principal
 from nasindex.config import load_settings
+from nasindex.demo import DemoPatient, DemoSeries, DemoStudy
 from nasindex.errors import NotFound
-from nasindex.index.db import get_engine
+from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import Instance, Nas, Series, Study
+from nasindex.registry import nas_type
 from nasindex.search.dicom import DicomQuery
 from nasindex.wado import serve
+from support import age, run_nas, write_config
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +137,37 @@ def test_nothing_tombstoned_or_unknown_is_served(demo, tmp_path):
             for pk, since in before:
                 conn.execute(Instance.__table__.update().where(Instance.id == pk)
                              .values(missing_since=since))
+
+
+def test_a_series_streams_one_chunk_at_a_time(tmp_path):
+    """The retrieve path never holds a series, nor a whole file, in memory, and keeps
+    one file open at a time: 40 slices of 512x512 (~21 MB) stream within ~2 MB."""
+    root = tmp_path / "ct"
+    series = DemoSeries("1.2.826.0.1.3680043.8.498.41.2", 1, "AXIAL", 40)
+    study = DemoStudy("1.2.826.0.1.3680043.8.498.41.1", "20260101", "101500", "CT", "CT",
+                      "A41", [series])
+    nas_type("dicom-folder").create_demo("ct", root, [DemoPatient(
+        "P41", "LONG^SERIES", "19600101", "F", [study])])
+    age(root)
+    settings = write_config(tmp_path / "nasindex.toml", {"ct": {"type": "dicom-folder",
+                                                               "root": str(root)}})
+    migrate(settings.index.url)
+    run_nas(settings, "ct", "full")
+    engine = get_engine(settings.index.url)
+    items = Access(settings, engine).dicom_instances(local_principal(), study.uid)
+    assert len(items) == 40
+    fds = len(os.listdir("/proc/self/fd"))
+    most_open, total, largest = 0, 0, 0
+    tracemalloc.start()
+    try:
+        for item in items:
+            for chunk in serve.part(settings, engine, item).chunks():
+                total += len(chunk)
+                largest = max(largest, len(chunk))
+                most_open = max(most_open, len(os.listdir("/proc/self/fd")) - fds)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total > 20e6 and largest <= serve.CHUNK
+    assert peak < 2.5e6, f"peak {peak / 1e6:.1f} MB while streaming {total / 1e6:.0f} MB"
+    assert most_open <= 1
