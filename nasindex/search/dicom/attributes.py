@@ -57,7 +57,7 @@ ATTRIBUTES: dict[str, Attribute] = {a.keyword: a for a in (
     _a("SeriesInstanceUID", "series", "uid"),
     _a("Modality", "series", "code"),
     _a("SeriesNumber", "series", "number"),
-    _a("SeriesDescription", "series", "text", default=False),
+    _a("SeriesDescription", "series", "text"),
     _a("NumberOfSeriesRelatedInstances", "series", "none"),
     _a("SOPClassUID", "instance", "uid"),
     _a("SOPInstanceUID", "instance", "uid"),
@@ -65,7 +65,7 @@ ATTRIBUTES: dict[str, Attribute] = {a.keyword: a for a in (
     _a("Rows", "instance", "number"),
     _a("Columns", "instance", "number"),
     _a("BitsAllocated", "instance", "number"),
-    _a("NumberOfFrames", "instance", "number"),
+    _a("NumberOfFrames", "instance", "number", default=False),
 )}
 _BY_TAG = {a.tag: a for a in ATTRIBUTES.values()}
 # Returned at a level only where they summarise it: a series result does not count the

@@ -1,0 +1,173 @@
+"""WADO-RS (PS3.18 10.4): studies, series and instances as DICOM, their metadata, frames
+and rendered images.
+
+Instances are sent as stored (DICOM files byte for byte; JPEG 2000 files of the PACS
+as Part 10 files made around their codestream, :mod:`nasindex.wado.part10`), streamed
+one chunk at a time. Which copy of an instance held on several NAS devices is sent is
+the search package's rule (:mod:`nasindex.search.dicom.files`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.exceptions import HTTPException
+
+from nasindex.api.caller import Caller, CallerDep
+from nasindex.api.dicomweb.dicomjson import boundary, multipart
+from nasindex.api.problems import BadParameter
+from nasindex.errors import NotFound
+from nasindex.preview import VIEW_SIZE, WINDOWS
+from nasindex.search.dicom.files import StoredInstance
+from nasindex.wado import serve
+from nasindex.wado.part10 import J2K, J2K_LOSSLESS
+
+router = APIRouter(tags=["DICOMweb: WADO-RS"])
+DICOM_JSON = "application/dicom+json"
+PRESETS = {name.replace(" ", "-"): name for name in WINDOWS}
+Window = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
+_SYNTAX = re.compile(r'transfer-syntax\s*=\s*"?([0-9.*]+)"?', re.I)
+
+
+def _instances(caller: Caller, study: str, series: str | None = None,
+               instance: str | None = None) -> list[StoredInstance]:
+    return caller.access.dicom_instances(caller.principal, study, series, instance)
+
+
+def _retrieve(request: Request, caller: Caller, items: list[StoredInstance]) -> Response:
+    _check_syntax(request.headers.get("accept", ""), items)
+    settings, engine = caller.access.settings, caller.access.engine
+    first = serve.part(settings, engine, items[0])  # a missing first file: 404, not a cut
+    mark = boundary()
+
+    def parts() -> Iterator[tuple[str, Iterator[bytes]]]:
+        for n, item in enumerate(items):
+            p = first if n == 0 else serve.part(settings, engine, item)
+            yield f"application/dicom; transfer-syntax={_syntax(item)}", p.chunks()
+
+    return StreamingResponse(multipart(parts(), mark), media_type=(
+        f'multipart/related; type="application/dicom"; boundary={mark}'))
+
+
+def _syntax(item: StoredInstance) -> str:
+    if item.file_format in serve.JPEG_2000_FILES:
+        return J2K_LOSSLESS if item.lossless else J2K
+    return item.transfer_syntax or "1.2.840.10008.1.2.1"
+
+
+def _check_syntax(accept: str, items: list[StoredInstance]) -> None:
+    """Instances go as stored: a transfer syntax asked for must be theirs (or ``*``)."""
+    asked = {m.group(1) for m in _SYNTAX.finditer(accept)}
+    if asked and "*" not in asked:
+        stored = {_syntax(i) for i in items}
+        if not stored <= asked:
+            raise HTTPException(406, "Instances are sent in the transfer syntax they are stored "
+                                f"in ({', '.join(sorted(stored))}); ask for one of them or "
+                                "transfer-syntax=*.")
+
+
+def _metadata(caller: Caller, items: list[StoredInstance]) -> Response:
+    settings, engine = caller.access.settings, caller.access.engine
+    first = json.dumps(serve.metadata(settings, engine, items[0]))
+
+    def body() -> Iterator[bytes]:
+        yield b"[" + first.encode()
+        for item in items[1:]:
+            yield b"," + json.dumps(serve.metadata(settings, engine, item)).encode()
+        yield b"]"
+
+    return StreamingResponse(body(), media_type=DICOM_JSON)
+
+
+@router.get("/studies/{study}", summary="Retrieve a study")
+def study(study: str, request: Request, caller: CallerDep) -> Response:
+    return _retrieve(request, caller, _instances(caller, study))
+
+
+@router.get("/studies/{study}/series/{series}", summary="Retrieve a series")
+def series(study: str, series: str, request: Request, caller: CallerDep) -> Response:
+    return _retrieve(request, caller, _instances(caller, study, series))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}",
+            summary="Retrieve an instance")
+def instance(study: str, series: str, instance: str, request: Request, caller: CallerDep
+             ) -> Response:
+    return _retrieve(request, caller, _instances(caller, study, series, instance))
+
+
+@router.get("/studies/{study}/metadata", summary="A study's metadata (DICOM JSON)")
+def study_metadata(study: str, caller: CallerDep) -> Response:
+    return _metadata(caller, _instances(caller, study))
+
+
+@router.get("/studies/{study}/series/{series}/metadata", summary="A series' metadata")
+def series_metadata(study: str, series: str, caller: CallerDep) -> Response:
+    return _metadata(caller, _instances(caller, study, series))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}/metadata",
+            summary="An instance's metadata")
+def instance_metadata(study: str, series: str, instance: str, caller: CallerDep
+                      ) -> Response:
+    return _metadata(caller, _instances(caller, study, series, instance))
+
+
+Preset = Annotated[Window, Query(description="window preset (CT)")]
+Size = Annotated[int, Query(ge=16, le=1024, description="longest side in pixels")]
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}/rendered",
+            summary="An instance rendered as JPEG", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+def rendered(study: str, series: str, instance: str, caller: CallerDep,
+             window: Preset = "auto", size: Size = VIEW_SIZE) -> Response:
+    image = caller.access.dicom_rendered(caller.principal, study, series, instance,
+                                         PRESETS[window], size)
+    return Response(image, media_type="image/jpeg")
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
+            summary="A frame rendered as JPEG", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+def frame_rendered(study: str, series: str, instance: str, frames: int, caller: CallerDep,
+                   window: Preset = "auto", size: Size = VIEW_SIZE) -> Response:
+    if frames != 1:
+        raise NotFound("Rendered frames: the images here have one frame each (frame 1).")
+    return rendered(study, series, instance, caller, window, size)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+            summary="Frames as pixel data", response_class=Response)
+def frames(study: str, series: str, instance: str, frames: str, request: Request,
+           caller: CallerDep) -> Response:
+    """Uncompressed little-endian pixel data (`application/octet-stream`), or a JPEG
+    2000 image's codestream as stored when the Accept header asks for `image/jp2`."""
+    numbers = _frame_numbers(frames)
+    item = _instances(caller, study, series, instance)[0]
+    settings, engine = caller.access.settings, caller.access.engine
+    stored = "image/jp2" in request.headers.get("accept", "") and \
+        item.file_format in serve.JPEG_2000_FILES
+    if stored:
+        if numbers != [1]:
+            raise NotFound("A JPEG 2000 image has one frame (frame 1).")
+        kind, data = "image/jp2", [serve.stored_codestream(settings, engine, item)]
+    else:
+        kind = "application/octet-stream"
+        data = [serve.frame(settings, engine, item, n) for n in numbers]
+    mark = boundary()
+    return StreamingResponse(multipart(((kind, [d]) for d in data), mark),
+                             media_type=f'multipart/related; type="{kind}"; boundary={mark}')
+
+
+def _frame_numbers(text: str) -> list[int]:
+    parts = text.split(",")
+    if not all(p.strip().isdigit() and int(p) > 0 for p in parts) or len(parts) > 64:
+        raise BadParameter("frames must be frame numbers from 1, separated by commas.",
+                           "frames")
+    return [int(p) for p in parts]
