@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from nasindex import __version__
 from nasindex.access.guard import Access
-from nasindex.api import problems
+from nasindex.api import dicomweb, problems
 from nasindex.api.caller import Service
 from nasindex.api.middleware import RequestLog
 from nasindex.api.ratelimit import RateLimiter
@@ -27,7 +27,8 @@ from nasindex.config import Settings
 from nasindex.index.db import get_engine
 
 DOCS_URL = "/api/docs"
-__all__ = ["API_PREFIX", "DOCS_URL", "create_app"]
+DICOMWEB_PREFIX = dicomweb.PREFIX
+__all__ = ["API_PREFIX", "DICOMWEB_PREFIX", "DOCS_URL", "create_app"]
 DESCRIPTION = """Search patients across every NAS, list their files, fetch an image as
 stored or rendered, start a sync, read the indexing status. The same rules as the
 dashboard: a bearer access token from the clinic's identity provider (unless this is
@@ -57,4 +58,5 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.add_middleware(RequestLog)
     app.include_router(router)
+    app.include_router(dicomweb.router, prefix=dicomweb.PREFIX)
     return app

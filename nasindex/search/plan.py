@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, literal, or_, select, union
 from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from nasindex.index.models import Nas, Patient, Study
 from nasindex.search.backends import Backend
@@ -178,3 +180,15 @@ class Plan:
     def _id_score(self, name: str) -> ColumnElement[int]:
         return case((Patient.patient_id.in_(bindparam(f"{name}_exact", expanding=True)), 100),
                     (self._id_prefix(name), 60), else_=0)
+
+
+def bound(plan: Plan, conds: list[ColumnElement[bool]]) -> list[ColumnElement[bool]]:
+    """``conds`` (built from ``plan``) with its values bound in: for callers that build a
+    statement of their own once per request (DICOM matching), not once per shape."""
+    def swap(element: Any) -> Any:
+        if isinstance(element, BindParameter) and element.key in plan.params:
+            return bindparam(element.key, plan.params[element.key], type_=element.type,
+                             expanding=element.expanding)
+        return None
+
+    return [replacement_traverse(c, {}, swap) for c in conds]

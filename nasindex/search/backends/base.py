@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
-from nasindex.index.models import Patient
 from nasindex.search.limits import Deadline
 from nasindex.search.terms import NameTerm
 

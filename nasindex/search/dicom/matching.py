@@ -24,9 +24,9 @@ from nasindex.errors import QueryError
 from nasindex.index.models import Instance, Patient, Series, Study
 from nasindex.names import name_words
 from nasindex.search.backends import Backend
-from nasindex.search.candidates import study_conditions
 from nasindex.search.dicom.attributes import Attribute
 from nasindex.search.dicom.files import sop_class
+from nasindex.search.plan import Plan, bound
 from nasindex.search.query import SearchQuery
 from nasindex.search.terms import MIN_FRAGMENT, NameTerm
 
@@ -61,7 +61,8 @@ def condition(db: Backend, attr: Attribute, value: str) -> list[ColumnElement[bo
         case "uid":
             return [COLUMNS[attr.keyword].in_(_list(attr, value))]
         case "code" if attr.keyword == "ModalitiesInStudy":
-            return study_conditions(SearchQuery(modalities=_list(attr, value)))
+            plan = Plan(db, SearchQuery(modalities=_list(attr, value)), [], None)
+            return bound(plan, plan.study_conditions())
         case "code":
             return [or_(*(_text(db, COLUMNS[attr.keyword], v) for v in _list(attr, value)))]
         case "text":
@@ -93,7 +94,8 @@ def standard_name(db: Backend, pattern: str) -> list[ColumnElement[bool]]:
         conds.append(db.prefix(Patient.name_key, f" {lead}"))
     words = {w for run in literal_runs for w in name_words(run) if len(w) >= MIN_FRAGMENT}
     if words:
-        conds += db.name_conditions([NameTerm(w, "fragment") for w in sorted(words)])
+        terms = [NameTerm(w, "fragment") for w in sorted(words)]
+        conds += bound(Plan(db, SearchQuery(), terms, None), db.name_conditions(terms))
     return conds + [db.dicom_wildcard(Patient.patient_name, pattern, fold_case=True)]
 
 

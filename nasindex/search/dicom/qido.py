@@ -31,6 +31,7 @@ from nasindex.search.dicom.attributes import (
 )
 from nasindex.search.dicom.matching import MAX_LIST, condition
 from nasindex.search.limits import TIME_LIMIT, Deadline
+from nasindex.search.plan import Plan, bound
 from nasindex.search.query import SearchQuery
 from nasindex.search.scope import Scope, nas_id_in, visible_nas
 from nasindex.search.similar import similar
@@ -132,11 +133,12 @@ def _fuzzy_name(conn: Connection, db: Backend, value: str, visible: Scope,
     terms = parse_terms(value)
     if not terms:
         return Patient.id.is_not(None)
-    exact = db.name_conditions(terms)
     nas = sorted(visible) if visible is not None else []
+    plan = Plan(db, SearchQuery(nas=nas), terms, None)
+    exact = bound(plan, db.name_conditions(terms))
     if conn.execute(select(Patient.id).where(*exact, *_nas_named(nas)).limit(1)).first():
         return and_(*exact)
-    near = similar(conn, db, SearchQuery(nas=nas), terms, deadline)
+    near = similar(conn, plan, deadline)
     return Patient.id.in_([c.pk for c in near])
 
 
