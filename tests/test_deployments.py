@@ -268,7 +268,7 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
                       f'[nas.svc1]\ntype = "dicom-folder"\nroot = "{tmp_path / "svc1"}"\n'
                       'settle_seconds = 0.3\nworkers = 1\nfreshness_seconds = 3\n')
     env = {**stack.env, "NASINDEX_CONFIG": str(config),
-           "NASINDEX_DASHBOARD_PORT": str(free_port())}
+           "NASINDEX_DASHBOARD_PORT": str(free_port()), "NASINDEX_API_PORT": str(free_port())}
     proc = subprocess.Popen([sys.executable, "-m", "nasindex.ops.supervisor"], env=env,
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
@@ -296,7 +296,9 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
         while instances(load_settings(config))["svc1"] == indexed:
             assert time.monotonic() < deadline, "the watch did not index the copied study"
             time.sleep(0.5)
+        _a_viewer_finds_and_retrieves_through_the_printed_url(output)
         family = processes.descendants(proc.pid)
+        assert any(b"api" in Path(f"/proc/{p}/cmdline").read_bytes() for p in family)
         assert any(b"worker" in Path(f"/proc/{p}/cmdline").read_bytes() for p in family)
     finally:
         started = [proc.pid, *processes.descendants(proc.pid)]
@@ -315,6 +317,23 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
     assert output.index("stopping worker") < output.rindex("stopped")
     assert not [p for p in family if processes.alive(p)]
     assert instances(load_settings(config))["svc1"] > 0
+
+
+def _a_viewer_finds_and_retrieves_through_the_printed_url(output: str) -> None:
+    """dicomweb-client at the DICOMweb URL `make run` printed: the indexed study is found
+    and retrieved, every instance decodable."""
+    from dicomweb_client.api import DICOMwebClient
+
+    url = re.search(r"DICOMweb: +(http://\S+/dicomweb)\n", output)
+    assert url, output
+    viewer = DICOMwebClient(url=url.group(1))
+    studies = viewer.search_for_studies()
+    assert studies, "the indexed NAS's studies are found"
+    uid = studies[0]["0020000D"]["Value"][0]
+    found = {i["00080018"]["Value"][0] for i in viewer.search_for_instances(uid)}
+    retrieved = viewer.retrieve_study(uid)
+    assert {ds.SOPInstanceUID for ds in retrieved} == found and found
+    assert all(ds.pixel_array.size for ds in retrieved)
 
 
 def test_dashboard_buttons_start_a_deployment_run_after_confirmation(stack, client,

@@ -1,10 +1,10 @@
 """``make run``: the whole of nasindex on one machine, with embedded defaults.
 
     demo config (if none) -> migrate the index -> local Prefect server -> deployments
-    -> worker -> first full index of every empty NAS -> a watch of every NAS
-    -> Streamlit dashboard -> URLs
+    -> worker -> Streamlit dashboard -> HTTP API (JSON and DICOMweb)
+    -> first full index of every empty NAS -> a watch of every NAS -> URLs
 
-Ctrl-C (or SIGTERM) stops what this started, in this order: worker, dashboard, server
+Ctrl-C (or SIGTERM) stops what this started, in this order: worker, API, dashboard, server
 (a server stopped before its worker hangs on shutdown). Every child runs in its own
 session, so the terminal's Ctrl-C reaches only this process, which then stops each
 child's process group and any process it left behind (found by parent id), by pid.
@@ -34,7 +34,11 @@ from nasindex.ops.runs import start_run
 
 SERVER_PORT = int(os.environ.get("NASINDEX_PREFECT_PORT", "4200"))
 DASHBOARD_PORT = int(os.environ.get("NASINDEX_DASHBOARD_PORT", "8501"))
-STOP_ORDER = ("worker", "dashboard", "server")
+API_PORT = int(os.environ.get("NASINDEX_API_PORT", "8042"))
+# The API's paths (nasindex.api's, not imported here: front ends never import each other);
+# the make-run test reaches DICOMweb through the printed URL.
+API_PATHS = {"API": "/api/v1", "DICOMweb": "/dicomweb", "OpenAPI": "/api/docs"}
+STOP_ORDER = ("worker", "api", "dashboard", "server")
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
 
@@ -93,6 +97,21 @@ def start_dashboard(children: Children, env: dict[str, str], port: int,
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: http_ok(f"{url}/_stcore/health", b"ok"), timeout, "the dashboard",
                child)
+    return url
+
+
+def start_api(children: Children, env: dict[str, str], config: Path, port: int,
+              timeout: float = 60) -> str:
+    """`nasindex serve` on 127.0.0.1:port (no [auth]: the no-login demo, loopback only);
+    its base URL once its health check says the index is ready."""
+    if not port_free(port):
+        raise ServiceError(f"port {port} is in use: stop what uses it or set "
+                           "NASINDEX_API_PORT.")
+    child = children.start("api", [sys.executable, "-m", "nasindex.cli", "--config",
+                                   str(config), "serve", "--port", str(port)], env)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(f"{url}{API_PATHS['API']}/health", b"ready"), timeout,
+               "the HTTP API", child)
     return url
 
 
@@ -206,6 +225,9 @@ def _bring_up(config: Path, base: Path, children: Children) -> None:
     dashboard = start_dashboard(children, child_env, DASHBOARD_PORT)
     say(f"Prefect UI: {ui_url}")
     say(f"dashboard:  {dashboard}")
+    api = start_api(children, child_env, config, API_PORT)
+    for name, path in API_PATHS.items():
+        say(f"{name + ':':<11} {api}{path}")
     todo = empty_nas(settings)
     if todo:
         say(f"first full index of {', '.join(todo)} (watch it in the Prefect UI)")
@@ -215,7 +237,7 @@ def _bring_up(config: Path, base: Path, children: Children) -> None:
         say(f"watching {nas}: a file copied into {settings.nas[nas].root} is searchable "
             f"within {fresh:g} s")
     say(f"ready in {time.monotonic() - started:.0f}s. Prefect UI: {ui_url}  dashboard: "
-        f"{dashboard}  (Ctrl-C stops everything)")
+        f"{dashboard}  DICOMweb: {api}{API_PATHS['DICOMweb']}  (Ctrl-C stops everything)")
 
 
 def _prefect_server(ui: str | None, children: Children, home: Path) -> str:
