@@ -83,3 +83,36 @@ def api_demo(cli_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     log = tmp_path_factory.mktemp("api-demo") / "serve.log"
     with running_api(cli_demo / "nasindex.toml", log, {"PYTHONUNBUFFERED": "1"}) as server:
         yield server
+
+
+API_GROUPS = """
+[auth.groups]
+"radiology-clinicians" = "clinician"
+"pacs2-readers" = "clinician"
+"nasindex-admins" = "admin"
+
+[auth.nas_scopes]
+"pacs2-readers" = ["pacs2"]
+
+[api]
+rate_limit = "40/minute"
+"""
+
+
+@pytest.fixture(scope="session")
+def api_login(cli_demo: Path, oidc_provider, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[ApiServer]:
+    """The API with [auth] over the same demo index: bearer tokens from the session's
+    real OIDC provider (client-credentials service clients, tests/identity.py), its
+    groups mapped to roles and NAS scopes, 40 requests per caller and minute."""
+    from identity import API_AUDIENCE
+
+    folder = tmp_path_factory.mktemp("api-login")
+    config = folder / "nasindex.toml"
+    config.write_text((cli_demo / "nasindex.toml").read_text(encoding="utf-8") + (
+        f'\n[auth]\nserver_metadata_url = "{oidc_provider.metadata_url}"\n'
+        f'client_id = "{oidc_provider.client_id}"\n'
+        'redirect_uri = "http://127.0.0.1:8501/oauth2callback"\n'
+        f'api_audience = "{API_AUDIENCE}"\n' + API_GROUPS), encoding="utf-8")
+    with running_api(config, folder / "serve.log", {"PYTHONUNBUFFERED": "1"}) as server:
+        yield server

@@ -1,4 +1,4 @@
-from api_support import api_demo  # noqa: F401  (the HTTP API, served)
+from api_support import api_demo, api_login  # noqa: F401  (the HTTP API, served)
 from dashboard_support import clinic  # noqa: F401  (fixtures)
 from identity import dashboard_port, oidc_provider  # noqa: F401  (a real OIDC provider)
 from orthanc import orthanc  # noqa: F401  (a real Orthanc, the reference DICOMweb server)

@@ -20,9 +20,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from browser import NO_SPINNER, free_port
@@ -47,6 +48,16 @@ AUTH_GROUPS = """
 """
 
 
+# Service clients of the HTTP API (client-credentials grant), their groups as for people.
+API_AUDIENCE = "https://nasindex.example.test/api"
+SERVICES = {
+    "viewer-all": ["radiology-clinicians"],  # a PACS viewer: every NAS
+    "viewer-pacs2": ["pacs2-readers"],  # a clinic application limited to NAS pacs2
+    "sync-robot": ["nasindex-admins"],
+    "stranger": ["visitors"],  # no nasindex role
+}
+
+
 def email(account: str) -> str:
     return f"{account}@{DOMAIN}"
 
@@ -57,6 +68,7 @@ class OidcProvider:
     client_id: str
     client_secret: str
     log: Path
+    service_secrets: dict[str, str] = field(default_factory=dict)
 
     @property
     def metadata_url(self) -> str:
@@ -69,6 +81,15 @@ class OidcProvider:
                 f'client_id = "{self.client_id}"\nredirect_uri = "{redirect_uri}"\n'
                 f'client_secret_env = "{secret_env}"\ncookie_secret_env = "{cookie_env}"\n'
                 f"idle_minutes = {idle_minutes}\n" + AUTH_GROUPS)
+
+
+    def service_token(self, client_id: str) -> str:
+        """A JWT access token for the API's audience, by the client-credentials grant."""
+        answer = httpx.post(f"{self.issuer}/token", data={"grant_type": "client_credentials",
+                                                           "scope": "api"},
+                            auth=(client_id, self.service_secrets[client_id]), timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["access_token"]
 
 
 def npm_install() -> None:
@@ -111,12 +132,15 @@ def running_provider(redirect_uri: str) -> Iterator[OidcProvider]:
     port = free_port()
     provider = OidcProvider(f"http://127.0.0.1:{port}", "nasindex-test",
                             secrets.token_urlsafe(24),
-                            Path(tempfile.mkdtemp(prefix="nasindex-oidc-")) / "provider.log")
+                            Path(tempfile.mkdtemp(prefix="nasindex-oidc-")) / "provider.log",
+                            {client: secrets.token_urlsafe(24) for client in SERVICES})
     accounts = {k: {**v, "email": email(k)} for k, v in ACCOUNTS.items()}
     env = {**os.environ, "OIDC_PORT": str(port), "OIDC_CLIENT_ID": provider.client_id,
            "OIDC_CLIENT_SECRET": provider.client_secret,
            "OIDC_COOKIE_KEY": secrets.token_urlsafe(24), "OIDC_ACCOUNTS": json.dumps(accounts),
-           "OIDC_REDIRECT_URIS": redirect_uri}
+           "OIDC_REDIRECT_URIS": redirect_uri, "OIDC_API_AUDIENCE": API_AUDIENCE,
+           "OIDC_SERVICES": json.dumps({c: {"secret": provider.service_secrets[c],
+                                            "groups": g} for c, g in SERVICES.items()})}
     with provider.log.open("wb") as log:
         proc = subprocess.Popen(["node", "provider.mjs"], cwd=OIDC_DIR, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
