@@ -127,3 +127,26 @@ def _copy(f: BinaryIO, length: int) -> Iterator[bytes]:
             raise NotFound("A JPEG 2000 file ended early (changed since it was indexed).")
         left -= len(data)
         yield data
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The instances one WADO-RS request may read, handed out by the access layer once
+    it has checked the caller and recorded the retrieval: their bytes, metadata and
+    frames are read through it, one file at a time, when the answer is sent."""
+
+    settings: Settings
+    engine: Engine
+    items: list[StoredInstance]
+
+    def part(self, item: StoredInstance) -> Part:
+        return part(self.settings, self.engine, item)
+
+    def metadata(self, item: StoredInstance) -> dict[str, Any]:
+        return metadata(self.settings, self.engine, item)
+
+    def frame(self, item: StoredInstance, number: int) -> bytes:
+        return frame(self.settings, self.engine, item, number)
+
+    def codestream(self, item: StoredInstance) -> bytes:
+        return stored_codestream(self.settings, self.engine, item)

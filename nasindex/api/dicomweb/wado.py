@@ -23,9 +23,8 @@ from nasindex.api.dicomweb.dicomjson import boundary, multipart
 from nasindex.api.problems import BadParameter
 from nasindex.errors import NotFound
 from nasindex.preview import VIEW_SIZE, WINDOWS
-from nasindex.search.dicom.files import StoredInstance
-from nasindex.wado import serve
 from nasindex.wado.part10 import J2K, J2K_LOSSLESS
+from nasindex.wado.serve import JPEG_2000_FILES, Retrieval, StoredInstance
 
 router = APIRouter(tags=["DICOMweb: WADO-RS"])
 DICOM_JSON = "application/dicom+json"
@@ -35,19 +34,20 @@ _SYNTAX = re.compile(r'transfer-syntax\s*=\s*"?([0-9.*]+)"?', re.I)
 
 
 def _instances(caller: Caller, study: str, series: str | None = None,
-               instance: str | None = None) -> list[StoredInstance]:
-    return caller.access.dicom_instances(caller.principal, study, series, instance)
+               instance: str | None = None) -> Retrieval:
+    """What the access layer lets this caller read (checked and recorded)."""
+    return caller.access.dicom_retrieve(caller.principal, study, series, instance)
 
 
-def _retrieve(request: Request, caller: Caller, items: list[StoredInstance]) -> Response:
+def _retrieve(request: Request, found: Retrieval) -> Response:
+    items = found.items
     _check_syntax(request.headers.get("accept", ""), items)
-    settings, engine = caller.access.settings, caller.access.engine
-    first = serve.part(settings, engine, items[0])  # a missing first file: 404, not a cut
+    first = found.part(items[0])  # a missing first file: 404, not a cut answer
     mark = boundary()
 
     def parts() -> Iterator[tuple[str, Iterator[bytes]]]:
         for n, item in enumerate(items):
-            p = first if n == 0 else serve.part(settings, engine, item)
+            p = first if n == 0 else found.part(item)
             yield f"application/dicom; transfer-syntax={_syntax(item)}", p.chunks()
 
     return StreamingResponse(multipart(parts(), mark), media_type=(
@@ -55,7 +55,7 @@ def _retrieve(request: Request, caller: Caller, items: list[StoredInstance]) -> 
 
 
 def _syntax(item: StoredInstance) -> str:
-    if item.file_format in serve.JPEG_2000_FILES:
+    if item.file_format in JPEG_2000_FILES:
         return J2K_LOSSLESS if item.lossless else J2K
     return item.transfer_syntax or "1.2.840.10008.1.2.1"
 
@@ -71,14 +71,13 @@ def _check_syntax(accept: str, items: list[StoredInstance]) -> None:
                                 "transfer-syntax=*.")
 
 
-def _metadata(caller: Caller, items: list[StoredInstance]) -> Response:
-    settings, engine = caller.access.settings, caller.access.engine
-    first = json.dumps(serve.metadata(settings, engine, items[0]))
+def _metadata(found: Retrieval) -> Response:
+    first = json.dumps(found.metadata(found.items[0]))
 
     def body() -> Iterator[bytes]:
         yield b"[" + first.encode()
-        for item in items[1:]:
-            yield b"," + json.dumps(serve.metadata(settings, engine, item)).encode()
+        for item in found.items[1:]:
+            yield b"," + json.dumps(found.metadata(item)).encode()
         yield b"]"
 
     return StreamingResponse(body(), media_type=DICOM_JSON)
@@ -86,36 +85,36 @@ def _metadata(caller: Caller, items: list[StoredInstance]) -> Response:
 
 @router.get("/studies/{study}", summary="Retrieve a study")
 def study(study: str, request: Request, caller: CallerDep) -> Response:
-    return _retrieve(request, caller, _instances(caller, study))
+    return _retrieve(request, _instances(caller, study))
 
 
 @router.get("/studies/{study}/series/{series}", summary="Retrieve a series")
 def series(study: str, series: str, request: Request, caller: CallerDep) -> Response:
-    return _retrieve(request, caller, _instances(caller, study, series))
+    return _retrieve(request, _instances(caller, study, series))
 
 
 @router.get("/studies/{study}/series/{series}/instances/{instance}",
             summary="Retrieve an instance")
 def instance(study: str, series: str, instance: str, request: Request, caller: CallerDep
              ) -> Response:
-    return _retrieve(request, caller, _instances(caller, study, series, instance))
+    return _retrieve(request, _instances(caller, study, series, instance))
 
 
 @router.get("/studies/{study}/metadata", summary="A study's metadata (DICOM JSON)")
 def study_metadata(study: str, caller: CallerDep) -> Response:
-    return _metadata(caller, _instances(caller, study))
+    return _metadata(_instances(caller, study))
 
 
 @router.get("/studies/{study}/series/{series}/metadata", summary="A series' metadata")
 def series_metadata(study: str, series: str, caller: CallerDep) -> Response:
-    return _metadata(caller, _instances(caller, study, series))
+    return _metadata(_instances(caller, study, series))
 
 
 @router.get("/studies/{study}/series/{series}/instances/{instance}/metadata",
             summary="An instance's metadata")
 def instance_metadata(study: str, series: str, instance: str, caller: CallerDep
                       ) -> Response:
-    return _metadata(caller, _instances(caller, study, series, instance))
+    return _metadata(_instances(caller, study, series, instance))
 
 
 Preset = Annotated[Window, Query(description="window preset (CT)")]
@@ -149,17 +148,17 @@ def frames(study: str, series: str, instance: str, frames: str, request: Request
     """Uncompressed little-endian pixel data (`application/octet-stream`), or a JPEG
     2000 image's codestream as stored when the Accept header asks for `image/jp2`."""
     numbers = _frame_numbers(frames)
-    item = _instances(caller, study, series, instance)[0]
-    settings, engine = caller.access.settings, caller.access.engine
+    found = _instances(caller, study, series, instance)
+    item = found.items[0]
     stored = "image/jp2" in request.headers.get("accept", "") and \
-        item.file_format in serve.JPEG_2000_FILES
+        item.file_format in JPEG_2000_FILES
     if stored:
         if numbers != [1]:
             raise NotFound("A JPEG 2000 image has one frame (frame 1).")
-        kind, data = "image/jp2", [serve.stored_codestream(settings, engine, item)]
+        kind, data = "image/jp2", [found.codestream(item)]
     else:
         kind = "application/octet-stream"
-        data = [serve.frame(settings, engine, item, n) for n in numbers]
+        data = [found.frame(item, n) for n in numbers]
     mark = boundary()
     return StreamingResponse(multipart(((kind, [d]) for d in data), mark),
                              media_type=f'multipart/related; type="{kind}"; boundary={mark}')
