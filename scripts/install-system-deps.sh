@@ -4,13 +4,14 @@
 # (JPEG 2000 previews through glymur), Chromium (the dashboard's browser test),
 # PostgreSQL (the at-scale index and its tests), rsyslog with its TLS driver and openssl
 # (the audit repository the ATNA tests send to, over TCP, UDP and TLS) and Node.js with npm (the OpenID Connect provider of the login tests) and libfuse3
-# (the tests' stalling file system).
+# (the tests' stalling file system), and Orthanc with its DICOMweb plugin (the reference
+# DICOMweb server the QIDO-RS answers are compared with, and the bench's baseline).
 # Safe to run again: it skips what is there.
 set -euo pipefail
 
 PACKAGES=(firebird3.0-server-core firebird3.0-server firebird3.0-utils libfbclient2
           libopenjp2-7 chromium postgresql rsyslog rsyslog-openssl openssl
-          libfuse3-3)
+          libfuse3-3 orthanc orthanc-dicomweb)
 
 if ! command -v uv >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/uv" ]; then
   echo "installing uv" >&2
@@ -35,7 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=300 update -qq
-  # The Firebird server package must not start its own service here.
+  # The Firebird server and Orthanc packages must not start their own services here.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
