@@ -288,6 +288,7 @@ def wado(base: str, orthanc: Orthanc, work: Path, args) -> None:
     baseline = best["read the files, one process"]
     for label in ("nasindex WADO-RS", "Orthanc WADO-RS"):
         print(f"  {label:<30} {best[label] / baseline:8.2f} of the baseline")
+    print(f"  {'nasindex / Orthanc':<30} {best['nasindex WADO-RS'] / best['Orthanc WADO-RS']:8.2f}")
 
 
 def read_files(files: list[Path]) -> int:
