@@ -15,7 +15,7 @@ import os
 
 from nasindex.ops import catalog
 from nasindex.ops.catalog import NasFlowSpec
-from nasindex.ops.runs import StartedRun, start_run
+from nasindex.ops.runs import StartedRun, prefect_api_url, start_run
 
 ACTIONS: dict[str, tuple[NasFlowSpec, str, str]] = {
     # action: (the flow whose deployment of the NAS runs, button, confirmation)
@@ -29,14 +29,14 @@ ACTIONS: dict[str, tuple[NasFlowSpec, str, str]] = {
 def api_url() -> str | None:
     """The Prefect API this dashboard talks to, if one is configured."""
     if os.environ.get("PREFECT_API_URL"):
-        return os.environ["PREFECT_API_URL"]
+        return prefect_api_url(None)
     try:
         from nasindex.config import load_settings
 
         ui = load_settings().prefect.ui_url
     except Exception:  # no config: the page says so elsewhere
         return None
-    return f"{ui.rstrip('/')}/api" if ui else None
+    return prefect_api_url(ui)
 
 
 def trigger(nas: str, action: str) -> StartedRun:

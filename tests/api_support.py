@@ -104,7 +104,8 @@ def api_login(cli_demo: Path, oidc_provider, tmp_path_factory: pytest.TempPathFa
               ) -> Iterator[ApiServer]:
     """The API with [auth] over the same demo index: bearer tokens from the session's
     real OIDC provider (client-credentials service clients, tests/identity.py), its
-    groups mapped to roles and NAS scopes, 40 requests per caller and minute."""
+    groups mapped to roles and NAS scopes, 40 requests per caller and minute; its
+    Prefect server does not answer."""
     from identity import API_AUDIENCE
 
     folder = tmp_path_factory.mktemp("api-login")
@@ -114,5 +115,7 @@ def api_login(cli_demo: Path, oidc_provider, tmp_path_factory: pytest.TempPathFa
         f'client_id = "{oidc_provider.client_id}"\n'
         'redirect_uri = "http://127.0.0.1:8501/oauth2callback"\n'
         f'api_audience = "{API_AUDIENCE}"\n' + API_GROUPS), encoding="utf-8")
-    with running_api(config, folder / "serve.log", {"PYTHONUNBUFFERED": "1"}) as server:
+    # No Prefect server listens there: an admin's sync is a 503 naming it.
+    env = {"PYTHONUNBUFFERED": "1", "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    with running_api(config, folder / "serve.log", env) as server:
         yield server

@@ -121,6 +121,22 @@ def test_every_dicomweb_call_is_audited_as_the_caller(api_login: ApiServer, toke
     assert "PAT00002" in query["query"] and query["results"] == len(found)
 
 
+def test_only_an_admin_may_start_a_sync(api_login: ApiServer, tokens):
+    def post(who: str, path: str) -> httpx.Response:
+        return httpx.post(f"{api_login.url}/api/v1{path}", timeout=60,
+                          headers={"Authorization": f"Bearer {tokens[who]}"})
+
+    clinician = post("viewer-all", "/nas/ct/sync")
+    assert clinician.status_code == 403 and "admin" in clinician.json()["detail"]
+    assert (trail(api_login, "viewer-all")[0]["action"],
+            trail(api_login, "viewer-all")[0]["outcome"]) == ("admin:sync", "denied")
+    assert post("sync-robot", "/nas/ct/sync?kind=sideways").json()["parameter"] == "kind"
+    down = post("sync-robot", "/nas/ct/sync?kind=full")
+    assert down.status_code == 503 and "127.0.0.1:9" in down.json()["detail"]
+    assert [(r["action"], r["outcome"]) for r in trail(api_login, "sync-robot")[:2]] == [
+        ("admin:full", "failed"), ("admin:full", "success")]
+
+
 def test_zz_a_caller_over_its_rate_is_a_429_with_retry_after(api_login: ApiServer, tokens):
     headers = {"Authorization": f"Bearer {tokens['sync-robot']}"}
     with httpx.Client(base_url=api_login.url, headers=headers, timeout=30) as http:

@@ -375,3 +375,28 @@ def test_dashboard_buttons_start_a_deployment_run_after_confirmation(stack, clie
     assert [(r["user"], r["nas"], r["detail"]) for r in reversed(trail)] == [
         ("admin@example.test", "ct2", "requested"),
         ("admin@example.test", "ct2", f"retry-failed/ct2: flow run {started[0].id}")]
+
+
+def test_api_sync_starts_a_deployment_run_and_a_second_is_a_409(stack, client, monkeypatch):
+    """POST /api/v1/nas/{nas}/sync (the app in this process, on the module's Prefect
+    server): 202 with the run's id and UI link, then 409 while that run is under way."""
+    from fastapi.testclient import TestClient
+
+    from nasindex.api.app import create_app
+
+    monkeypatch.setenv("PREFECT_API_URL", stack.api)
+    with TestClient(create_app(stack.settings), client=("127.0.0.1", 50000)) as http:
+        first = http.post("/api/v1/nas/ct/sync", params={"kind": "incremental"})
+        assert first.status_code == 202, first.text
+        run = first.json()
+        assert run["deployment"] == "incremental-sync/ct"
+        assert run["url"].startswith(stack.api.removesuffix("/api")) and run["flow_run_id"] in (
+            run["url"])
+        assert "api" in client.read_flow_run(UUID(run["flow_run_id"])).tags
+        again = http.post("/api/v1/nas/ct/sync", params={"kind": "full"})
+        assert again.status_code == 409, again.text
+        assert again.json()["flow_run_id"] == run["flow_run_id"]
+        assert http.post("/api/v1/nas/nowhere/sync").status_code == 404
+    trail = events(get_engine(stack.settings.index.url), scope=None, nas="ct")
+    assert [(r["action"], r["outcome"]) for r in trail[:2]] == [("admin:full", "failed"),
+                                                                 ("admin:full", "success")]

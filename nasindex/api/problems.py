@@ -50,6 +50,10 @@ class Conflict(NasIndexError):
         self.extra = extra
 
 
+class ServiceUnavailable(NasIndexError):
+    """A service the request needs (the Prefect server) cannot be reached (503)."""
+
+
 # nasindex's errors and their HTTP status; the first match wins (subclasses first).
 STATUS: tuple[tuple[type[Exception], int], ...] = (
     (InvalidToken, 401),
@@ -64,6 +68,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (AuditUnavailable, 503),
     (IndexNotReady, 503),
     (ProviderUnavailable, 503),
+    (ServiceUnavailable, 503),
 )
 
 

@@ -36,3 +36,42 @@ def start_run(spec: NasFlowSpec, nas: str, api_url: str | None = None,
     api = api_url or os.environ.get("PREFECT_API_URL")
     return StartedRun(str(run.id), run.name, deployment,
                       flow_run_url(ui_url(api), run.id) if api else None)
+
+
+UNDER_WAY = ("SCHEDULED", "PENDING", "RUNNING", "CANCELLING")  # Prefect state types
+
+
+def prefect_api_url(ui_url: str | None) -> str | None:
+    """The Prefect API to start runs on: ``$PREFECT_API_URL`` (``make run`` sets it for
+    its children), else ``[prefect] ui_url`` + ``/api``; None if neither is set."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    return f"{ui_url.rstrip('/')}/api" if ui_url else None
+
+
+def run_under_way(nas: str, api_url: str | None = None) -> str | None:
+    """The id of a run of any of ``nas``'s deployments that is queued or running, if
+    one is (a second would only wait behind it, or be cancelled)."""
+    import anyio
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def first() -> str | None:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType(s) for s in UNDER_WAY]))),
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[nas])),
+                limit=1)
+            return str(runs[0].id) if runs else None
+
+    with temporary_settings({PREFECT_API_URL: api_url} if api_url else {}):
+        return anyio.run(first)

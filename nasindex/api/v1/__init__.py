@@ -10,11 +10,11 @@
 
 from fastapi import APIRouter, Depends
 
-from nasindex.api.v1 import images, patients, status
+from nasindex.api.v1 import images, patients, runs, status
 from nasindex.api.v1.params import known_parameters_only
 
 router = APIRouter(dependencies=[Depends(known_parameters_only)])
-for module in (patients, images, status):
+for module in (patients, images, runs, status):
     router.include_router(module.router)
 
 __all__ = ["router"]
