@@ -13,7 +13,8 @@ from support import run_cli, start_cli
 
 # (arguments, what the line must name)
 MISTAKES = [
-    (["serch", "x"], "No such command 'serch'. Did you mean 'search'?"),
+    # click suggests every close command: 'search' and, since the API, 'serve'
+    (["serch", "x"], "No such command 'serch'. Did you mean 'search'"),
     (["images", "--nas", "ct"], "Missing option '--patient-id'"),
     (["images", "--patient-id", "PAT00001"], "Missing option '--nas'"),
     (["search", "--limit", "many"], "'--limit'"),
