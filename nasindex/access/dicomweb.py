@@ -1,6 +1,9 @@
 """The access layer's DICOMweb door: QIDO-RS searches and WADO-RS retrievals, checked,
 scoped and recorded as :class:`~nasindex.access.guard.Access`'s other reads are (this
-mixin is part of it; it uses its ``_require`` and ``record``)."""
+mixin is part of it; it uses its ``_require`` and ``record``).
+
+pydicom, numpy and Pillow come in only when a DICOMweb read runs: the CLI's everyday
+commands import the access layer and must not pay for them."""
 
 from __future__ import annotations
 
@@ -11,16 +14,14 @@ from nasindex.access import audit
 from nasindex.access.audit import Target
 from nasindex.access.principal import CLINICIAN, Principal
 from nasindex.errors import NotFound
-from nasindex.search import dicom
-from nasindex.search.dicom import DicomQuery, DicomResult
-from nasindex.search.dicom import files as dicom_files
-from nasindex.search.dicom.files import StoredInstance
-from nasindex.wado.serve import Retrieval
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from nasindex.config import Settings
+    from nasindex.search.dicom import DicomQuery, DicomResult
+    from nasindex.search.dicom.files import StoredInstance
+    from nasindex.wado.serve import Retrieval
 
 
 class DicomwebAccess:
@@ -35,6 +36,8 @@ class DicomwebAccess:
         text = audit.query_text(level=q.level, study=q.study_uid, series=q.series_uid,
                                 fuzzy=q.fuzzy or None, offset=q.offset or None, **q.keys)
         self._require(p, CLINICIAN, "query", Target(query=text))
+        from nasindex.search import dicom
+
         result = dicom.find(self.engine, q, scope=p.scope)
         self.record(p, "query", Target(query=text, study_uid=q.study_uid,
                                        series_uid=q.series_uid, results=len(result.rows)))
@@ -47,6 +50,8 @@ class DicomwebAccess:
         principal may see is indexed, or when every copy is tombstoned (with since when)."""
         target = Target(study_uid=study_uid, series_uid=series_uid)
         self._require(p, CLINICIAN, "retrieve", target)
+        from nasindex.search.dicom import files as dicom_files
+
         found = dicom_files.stored_instances(self.engine, study_uid, series_uid, sop_uid,
                                              scope=p.scope)
         if not isinstance(found, list):
@@ -78,4 +83,6 @@ class DicomwebAccess:
         """WADO-RS: what :meth:`dicom_instances` finds (checked and recorded), ready to
         be read one file at a time as the answer is sent."""
         items = self.dicom_instances(p, study_uid, series_uid, sop_uid)
+        from nasindex.wado.serve import Retrieval
+
         return Retrieval(self.settings, self.engine, items)
