@@ -298,7 +298,7 @@ def test_make_run_service_indexes_an_empty_nas_and_ctrl_c_stops_all_it_started(s
             time.sleep(0.5)
         _a_viewer_finds_and_retrieves_through_the_printed_url(output)
         family = processes.descendants(proc.pid)
-        assert any(b"api" in Path(f"/proc/{p}/cmdline").read_bytes() for p in family)
+        assert any(b"serve" in Path(f"/proc/{p}/cmdline").read_bytes() for p in family)
         assert any(b"worker" in Path(f"/proc/{p}/cmdline").read_bytes() for p in family)
     finally:
         started = [proc.pid, *processes.descendants(proc.pid)]
