@@ -118,7 +118,7 @@ class Instance(SQLModel, table=True):
     lossless: bool | None = None
     indexed_at: datetime = Field(default_factory=utcnow)
     missing_since: datetime | None = Field(default=None, index=True)
-    # What a DICOMweb instance search returns (migration 0008); None where unknown.
+    # What a DICOMweb instance search returns (migration 0009); None where unknown.
     sop_class_uid: str | None = None
     bits_allocated: int | None = None
     frames: int | None = None  # Number of Frames; None: a single-frame image
