@@ -19,9 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from browser import free_port
 from nasindex.config import Settings, load_settings
-from support import CLI_ENV, stop_process
+from support import CLI_ENV, free_port, stop_process
 
 
 @dataclass(frozen=True)
@@ -85,20 +84,6 @@ def api_demo(cli_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield server
 
 
-API_GROUPS = """
-[auth.groups]
-"radiology-clinicians" = "clinician"
-"pacs2-readers" = "clinician"
-"nasindex-admins" = "admin"
-
-[auth.nas_scopes]
-"pacs2-readers" = ["pacs2"]
-
-[api]
-rate_limit = "40/minute"
-"""
-
-
 @pytest.fixture(scope="session")
 def api_login(cli_demo: Path, oidc_provider, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[ApiServer]:
@@ -106,7 +91,7 @@ def api_login(cli_demo: Path, oidc_provider, tmp_path_factory: pytest.TempPathFa
     real OIDC provider (client-credentials service clients, tests/identity.py), its
     groups mapped to roles and NAS scopes, 40 requests per caller and minute; its
     Prefect server does not answer."""
-    from identity import API_AUDIENCE
+    from identity import API_AUDIENCE, groups_toml
 
     folder = tmp_path_factory.mktemp("api-login")
     config = folder / "nasindex.toml"
@@ -114,7 +99,8 @@ def api_login(cli_demo: Path, oidc_provider, tmp_path_factory: pytest.TempPathFa
         f'\n[auth]\nserver_metadata_url = "{oidc_provider.metadata_url}"\n'
         f'client_id = "{oidc_provider.client_id}"\n'
         'redirect_uri = "http://127.0.0.1:8501/oauth2callback"\n'
-        f'api_audience = "{API_AUDIENCE}"\n' + API_GROUPS), encoding="utf-8")
+        f'api_audience = "{API_AUDIENCE}"\n' + groups_toml({"pacs2-readers": ["pacs2"]})
+        + '\n[api]\nrate_limit = "40/minute"\n'), encoding="utf-8")
     # No Prefect server listens there: an admin's sync is a 503 naming it.
     env = {"PYTHONUNBUFFERED": "1", "PREFECT_API_URL": "http://127.0.0.1:9/api"}
     with running_api(config, folder / "serve.log", env) as server:

@@ -37,17 +37,6 @@ ACCOUNTS = {
     "carol": {"name": "Carol Visitor", "groups": ["visitors"]},
     "dave": {"name": "Dave Cardiology", "groups": ["cardiology"]},
 }
-AUTH_GROUPS = """
-[auth.groups]
-"radiology-clinicians" = "clinician"
-"cardiology" = "clinician"
-"nasindex-admins" = "admin"
-
-[auth.nas_scopes]
-"cardiology" = ["ct2"]
-"""
-
-
 # Service clients of the HTTP API (client-credentials grant), their groups as for people.
 API_AUDIENCE = "https://nasindex.example.test/api"
 SERVICES = {
@@ -56,6 +45,22 @@ SERVICES = {
     "sync-robot": ["nasindex-admins"],
     "stranger": ["visitors"],  # no nasindex role
 }
+# The groups above that grant a role on every NAS ("visitors" grants none). A config
+# adds its clinician groups limited to some of its NAS ids: groups_toml.
+GROUP_ROLES = {"radiology-clinicians": "clinician", "nasindex-admins": "admin"}
+
+
+def groups_toml(scoped: dict[str, list[str]]) -> str:
+    """[auth.groups] and [auth.nas_scopes] of a test config: GROUP_ROLES, and each group
+    of ``scoped`` a clinician on those NAS ids only (they must be the config's)."""
+    roles = {**GROUP_ROLES, **dict.fromkeys(scoped, "clinician")}
+    return ("\n[auth.groups]\n" + "".join(f'"{g}" = "{r}"\n' for g, r in roles.items())
+            + "\n[auth.nas_scopes]\n"
+            + "".join(f'"{g}" = {json.dumps(nas)}\n' for g, nas in scoped.items()))
+
+
+# The login dashboard's: dave's group sees NAS ct2 only.
+AUTH_GROUPS = groups_toml({"cardiology": ["ct2"]})
 
 
 def email(account: str) -> str:

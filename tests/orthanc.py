@@ -19,8 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from browser import free_port
-from support import stop_process
+from support import free_port, stop_process
 
 ORTHANC = Path("/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
