@@ -182,9 +182,7 @@ class Access(DicomwebAccess):
 
         found = self._instance(p, nas, sop_uid, "retrieve")
         path = preview.stored_file(self.settings, self.engine, nas, found["rel_path"])
-        self.record(p, "retrieve", Target(nas=nas, patient_id=found["patient_id"],
-                                          study_uid=found["study_uid"],
-                                          series_uid=found["series_uid"]))
+        self.record(p, "retrieve", _owner(found))
         return found, path
 
     def render_instance(self, p: Principal, nas: str, sop_uid: str, preset: str, size: int,
@@ -193,12 +191,13 @@ class Access(DicomwebAccess):
         from nasindex import preview
 
         found = self._instance(p, nas, sop_uid, "preview")
-        owner = self._series_owner(p, nas, found["series_uid"], found["rel_path"])
-        self.record(p, "preview", owner)
+        self.record(p, "preview", _owner(found))
         return preview.render(self.settings, self.engine, nas, found["rel_path"], preset, size,
                               image_format)
 
     def _instance(self, p: Principal, nas: str, sop_uid: str, action: str) -> dict[str, Any]:
+        """The present file of ``sop_uid`` on ``nas``, found inside ``p``'s NAS scope (its
+        patient, study and series are the record's target)."""
         self._require(p, CLINICIAN, action, Target(nas=nas))
         found = search.instance(self.engine, nas, sop_uid, scope=p.scope)
         if found is None:
@@ -261,3 +260,9 @@ class Access(DicomwebAccess):
         rows = audit.events(self.engine, scope=p.scope, **filters)
         self.record(p, "audit", Target(query=audit.query_text(**shown), results=len(rows)))
         return rows
+
+
+def _owner(found: dict[str, Any]) -> Target:
+    """The record's target for one file :meth:`Access._instance` found."""
+    return Target(nas=found["nas"], patient_id=found["patient_id"],
+                  study_uid=found["study_uid"], series_uid=found["series_uid"])
