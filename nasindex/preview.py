@@ -87,7 +87,10 @@ def clear_caches() -> None:
         cache.clear()
 
 
-def _nas(settings: Settings, engine: Engine, nas: str) -> NasType:
+def nas_object(settings: Settings, engine: Engine, nas: str) -> NasType:
+    """The NAS type object of ``nas`` (kept per config and NAS), once the config has it
+    with the root the index recorded; NasAway (a NasUnavailable naming it) otherwise.
+    Everything that reads an indexed file opens its NAS here (WADO-RS too)."""
     key = (str(settings.path), nas)
     obj = _nas_objects.get(key)
     if obj is not None:
@@ -95,11 +98,11 @@ def _nas(settings: Settings, engine: Engine, nas: str) -> NasType:
     cfg = settings.nas.get(nas)
     if cfg is None:
         raise NasAway(f"NAS {nas!r} is in the index but not in the config "
-                             f"({settings.path}); add it there to see its images.")
+                      f"({settings.path}); add it there to see its images.")
     indexed = nas_roots(engine, scope=frozenset({nas})).get(nas)
     if indexed is None or Path(indexed).resolve() != Path(cfg.root).resolve():
         raise NasAway(f"The root of NAS {nas!r} in the config ({cfg.root}) differs "
-                             f"from the one in the index ({indexed}); run a sync of it first.")
+                      f"from the one in the index ({indexed}); run a sync of it first.")
     try:
         obj = open_nas(cfg)
     except Exception as exc:  # a broken plugin: say which, keep the page
@@ -112,15 +115,18 @@ def stored_file(settings: Settings, engine: Engine, nas: str, rel_path: str) -> 
     """Where one indexed file is on this host, once its NAS is reachable here and the
     path stays inside the NAS root. NasUnavailable when the share is not there (naming
     the NAS), FileGone when the file alone is."""
-    obj = _nas(settings, engine, nas)
+    return _stored(nas_object(settings, engine, nas), nas, rel_path)
+
+
+def _stored(obj: NasType, nas: str, rel_path: str) -> Path:
     try:
         path = obj.inside_root(rel_path)
     except ValueError as exc:
         raise PreviewError(str(exc)) from None
     if not path.is_file():
         if not obj.root.is_dir():  # the whole share is away, not this one file
-            raise NasAway(f"NAS {nas!r} cannot be reached: its root {obj.root} is "
-                                 "not a folder on this host. Mount the share, then try again.")
+            raise NasAway(f"NAS {nas!r} cannot be reached: its root {obj.root} is not a "
+                          "folder on this host. Mount the share, then try again.")
         raise FileGone(f"{rel_path} is not on NAS {nas!r} any more (moved or deleted).")
     return path
 
@@ -131,10 +137,10 @@ def pixels(settings: Settings, engine: Engine, nas: str, rel_path: str) -> np.nd
     cached = _pixels.get(key)
     if cached is not None:
         return cached
-    stored_file(settings, engine, nas, rel_path)
+    obj = nas_object(settings, engine, nas)
+    _stored(obj, nas, rel_path)  # the share and the file are there
     try:
-        array = np.asarray(_nas(settings, engine, nas).open_image(rel_path),
-                           dtype=np.float32)
+        array = np.asarray(obj.open_image(rel_path), dtype=np.float32)
     except Exception as exc:  # undecodable pixels must not break the page
         raise PreviewError(f"{rel_path} cannot be decoded: {type(exc).__name__}: {exc}"
                            ) from None

@@ -19,8 +19,7 @@ from sqlalchemy.engine import Engine
 from nasindex.config import Settings
 from nasindex.contract import NasType
 from nasindex.errors import NasUnavailable, NotFound
-from nasindex.preview import PreviewError
-from nasindex.preview import _nas as nas_object  # the preview's cache of NAS objects
+from nasindex.preview import nas_object
 from nasindex.search.dicom.files import JPEG_2000_FILES, StoredInstance
 from nasindex.wado.codestream import locate
 from nasindex.wado.part10 import Wrapped, dataset, wrap
@@ -52,7 +51,7 @@ class Part:
 def part(settings: Settings, engine: Engine, item: StoredInstance) -> Part:
     """The Part 10 file of ``item``; its header is read now (to know the size), the rest
     when the part is iterated."""
-    nas = _nas(settings, engine, item)
+    nas = nas_object(settings, engine, item.nas)
     if item.file_format not in JPEG_2000_FILES:
         return Part(item, item.size, nas, None)
     wrapped = wrap(*_wrapped_dataset(nas, item))
@@ -61,7 +60,7 @@ def part(settings: Settings, engine: Engine, item: StoredInstance) -> Part:
 
 def metadata(settings: Settings, engine: Engine, item: StoredInstance) -> dict[str, Any]:
     """The instance's attributes as DICOM JSON (PS3.18 F.2), without its pixel data."""
-    nas = _nas(settings, engine, item)
+    nas = nas_object(settings, engine, item.nas)
     if item.file_format in JPEG_2000_FILES:
         ds, _cs = _wrapped_dataset(nas, item)
     else:
@@ -84,7 +83,7 @@ def frame(settings: Settings, engine: Engine, item: StoredInstance, number: int)
 
 def stored_codestream(settings: Settings, engine: Engine, item: StoredInstance) -> bytes:
     """The JPEG 2000 codestream of a JPEG 2000 file, as stored."""
-    nas = _nas(settings, engine, item)
+    nas = nas_object(settings, engine, item.nas)
     with _open(nas, item) as f:
         cs = locate(f)
         f.seek(cs.offset)
@@ -95,13 +94,6 @@ def _wrapped_dataset(nas: NasType, item: StoredInstance):
     with _open(nas, item) as f:
         cs = locate(f)
     return dataset(item, cs, nas.modality_rescale(item.rel_path)), cs
-
-
-def _nas(settings: Settings, engine: Engine, item: StoredInstance) -> NasType:
-    try:
-        return nas_object(settings, engine, item.nas)
-    except PreviewError as exc:
-        raise NasUnavailable(str(exc)) from None
 
 
 def _open(nas: NasType, item: StoredInstance) -> BinaryIO:
