@@ -69,16 +69,26 @@ def metadata(settings: Settings, engine: Engine, item: StoredInstance) -> dict[s
     return ds.to_json_dict(bulk_data_threshold=1 << 16)
 
 
-def frame(settings: Settings, engine: Engine, item: StoredInstance, number: int) -> bytes:
-    """Frame ``number`` (1-based) as uncompressed little-endian pixels (stored values)."""
+def frames(settings: Settings, engine: Engine, item: StoredInstance, numbers: list[int]
+           ) -> list[bytes]:
+    """Frames ``numbers`` (1-based) as uncompressed little-endian pixels (stored values);
+    the file is read and decoded once for all of them."""
     whole = b"".join(part(settings, engine, item).chunks())
     ds = pydicom.dcmread(io.BytesIO(whole))
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if not 1 <= number <= frames:
-        raise NotFound(f"Instance {item.sop_instance_uid} has {frames} frame(s); there is "
-                       f"no frame {number}.")
-    pixels = ds.pixel_array if frames == 1 else ds.pixel_array[number - 1]
-    return np.ascontiguousarray(pixels).astype(pixels.dtype.newbyteorder("<")).tobytes()
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    for number in numbers:
+        if not 1 <= number <= count:
+            raise NotFound(f"Instance {item.sop_instance_uid} has {count} frame(s); there "
+                           f"is no frame {number}.")
+    array = ds.pixel_array
+    chosen = [array if count == 1 else array[n - 1] for n in numbers]
+    return [np.ascontiguousarray(p).astype(p.dtype.newbyteorder("<")).tobytes()
+            for p in chosen]
+
+
+def frame(settings: Settings, engine: Engine, item: StoredInstance, number: int) -> bytes:
+    """Frame ``number`` (1-based), as :func:`frames`."""
+    return frames(settings, engine, item, [number])[0]
 
 
 def stored_codestream(settings: Settings, engine: Engine, item: StoredInstance) -> bytes:
@@ -137,8 +147,8 @@ class Retrieval:
     def metadata(self, item: StoredInstance) -> dict[str, Any]:
         return metadata(self.settings, self.engine, item)
 
-    def frame(self, item: StoredInstance, number: int) -> bytes:
-        return frame(self.settings, self.engine, item, number)
+    def frames(self, item: StoredInstance, numbers: list[int]) -> list[bytes]:
+        return frames(self.settings, self.engine, item, numbers)
 
     def codestream(self, item: StoredInstance) -> bytes:
         return stored_codestream(self.settings, self.engine, item)

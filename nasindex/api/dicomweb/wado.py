@@ -158,7 +158,7 @@ def frames(study: str, series: str, instance: str, frames: str, request: Request
         kind, data = "image/jp2", [found.codestream(item)]
     else:
         kind = "application/octet-stream"
-        data = [found.frame(item, n) for n in numbers]
+        data = found.frames(item, numbers)
     mark = boundary()
     return StreamingResponse(multipart(((kind, [d]) for d in data), mark),
                              media_type=f'multipart/related; type="{kind}"; boundary={mark}')
