@@ -8,6 +8,7 @@ from typing import Any
 
 from nasindex.search.dicom import Attribute
 
+DICOM_JSON = "application/dicom+json"  # the media type of QIDO results and metadata
 RETRIEVE_URL = "00081190"
 NUMBERS = {"IS", "US", "UL", "SS", "SL", "DS", "FL", "FD"}
 

@@ -12,13 +12,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from nasindex.api.caller import CallerDep
-from nasindex.api.dicomweb.dicomjson import dataset
+from nasindex.api.dicomweb.dicomjson import DICOM_JSON, dataset
 from nasindex.api.problems import BadParameter
 from nasindex.search.dicom import MAX_RESULTS, DicomQuery, Level
 
 router = APIRouter(tags=["DICOMweb: QIDO-RS"])
 PREFIX = "/dicomweb"
-DICOM_JSON = "application/dicom+json"
 CONTROLS = {"limit", "offset", "includefield", "fuzzymatching"}
 _ANSWERS = (DICOM_JSON, "application/json", "*/*", "application/*")
 _DESCRIPTION = ("Query keys: DICOM keyword or tag = value (`PatientName=DOE*`, "

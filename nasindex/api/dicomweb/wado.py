@@ -12,24 +12,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException
 
 from nasindex.api.caller import Caller, CallerDep
-from nasindex.api.dicomweb.dicomjson import boundary, multipart
+from nasindex.api.dicomweb.dicomjson import DICOM_JSON, boundary, multipart
 from nasindex.api.problems import BadParameter
+from nasindex.api.rendering import MAX_RENDER, PRESETS, Window
 from nasindex.errors import NotFound
-from nasindex.preview import VIEW_SIZE, WINDOWS
+from nasindex.preview import VIEW_SIZE
 from nasindex.wado.part10 import J2K, J2K_LOSSLESS
 from nasindex.wado.serve import JPEG_2000_FILES, Retrieval, StoredInstance
 
 router = APIRouter(tags=["DICOMweb: WADO-RS"])
-DICOM_JSON = "application/dicom+json"
-PRESETS = {name.replace(" ", "-"): name for name in WINDOWS}
-Window = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 _SYNTAX = re.compile(r'transfer-syntax\s*=\s*"?([0-9.*]+)"?', re.I)
 
 
@@ -118,7 +116,7 @@ def instance_metadata(study: str, series: str, instance: str, caller: CallerDep
 
 
 Preset = Annotated[Window, Query(description="window preset (CT)")]
-Size = Annotated[int, Query(ge=16, le=1024, description="longest side in pixels")]
+Size = Annotated[int, Query(ge=16, le=MAX_RENDER, description="longest side in pixels")]
 
 
 @router.get("/studies/{study}/series/{series}/instances/{instance}/rendered",

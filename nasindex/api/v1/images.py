@@ -16,18 +16,15 @@ from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from nasindex.api.caller import CallerDep
 from nasindex.api.problems import BadParameter, problem
+from nasindex.api.rendering import MAX_RENDER, PRESETS, Window
 from nasindex.api.v1.params import PREFIX
-from nasindex.preview import IMAGE_FORMATS, VIEW_SIZE, WINDOWS, FileGone
+from nasindex.preview import IMAGE_FORMATS, VIEW_SIZE, FileGone
 
 router = APIRouter(prefix=PREFIX, tags=["images"])
 
 # The index's file formats as media types (DICOM PS3.18; RFC 3745 for JPEG 2000).
 MEDIA_TYPES = {"dicom": "application/dicom", "jp2": "image/jp2", "j2k": "image/j2c"}
 SUFFIXES = {"dicom": ".dcm", "jp2": ".jp2", "j2k": ".j2k"}
-# The dashboard's window presets, spelt for a URL.
-PRESETS = {name.replace(" ", "-"): name for name in WINDOWS}
-Window = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
-MAX_RENDER = 1024
 
 
 @router.get("/images/{nas}/{key}", response_class=FileResponse, summary="An image as stored",
