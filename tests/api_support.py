@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from nasindex.config import Settings, load_settings
-from support import CLI_ENV, free_port, stop_process
+from support import CLI_ENV, free_port, stop_process, wait_http
 
 
 @dataclass(frozen=True)
@@ -56,24 +55,10 @@ def running_api(config: Path, log: Path, env: dict[str, str] | None = None,
                                 stderr=subprocess.STDOUT, env={**CLI_ENV, **(env or {})})
     server = ApiServer(f"http://127.0.0.1:{port}", load_settings(config), log, proc)
     try:
-        _wait_listening(server, timeout)
+        wait_http(f"{server.api}/health", proc, "nasindex serve", timeout, log)
         yield server
     finally:
         stop_process(proc)
-
-
-def _wait_listening(server: ApiServer, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"nasindex serve exited ({server.proc.returncode}):\n"
-                               f"{server.log_text()}")
-        try:
-            httpx.get(f"{server.api}/health", timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nasindex serve did not answer within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from typing import Any
 
 from websockets.sync.client import connect
 
-from support import free_port, stop_process
+from support import free_port, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
@@ -32,19 +32,6 @@ CHROMIUM = os.environ.get("NASINDEX_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-component-update",
                   "--no-first-run", "--hide-scrollbars", "--mute-audio"]
-
-
-def _wait_http(url: str, timeout: float, proc: subprocess.Popen, what: str) -> bytes:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return resp.read()
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"{what} did not answer {url} within {timeout:.0f} s")
 
 
 @contextmanager
@@ -63,7 +50,7 @@ def streamlit_app(config: Path, port: int | None = None, env: dict[str, str] | N
              "--client.toolbarMode", "viewer"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60, proc, "streamlit")
+            wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, "streamlit", 60)
             yield f"http://127.0.0.1:{port}"
         finally:
             stop_process(proc)
@@ -159,8 +146,8 @@ class Chromium(Page):
              f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
              "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            targets = json.loads(_wait_http(f"http://127.0.0.1:{self.port}/json/list", 30,
-                                            self.proc, "chromium"))
+            targets = json.loads(wait_http(f"http://127.0.0.1:{self.port}/json/list",
+                                           self.proc, "chromium", 30))
             page = next(t for t in targets if t["type"] == "page")
             super().__init__(page["webSocketDebuggerUrl"], width, height)
         except BaseException:

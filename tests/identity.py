@@ -16,8 +16,6 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ import httpx
 import pytest
 
 from browser import NO_SPINNER, free_port
-from support import stop_process
+from support import stop_process, wait_http
 
 OIDC_DIR = Path(__file__).resolve().parent / "oidc"
 DOMAIN = "example.test"
@@ -109,19 +107,6 @@ def npm_install() -> None:
             return
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
                        cwd=OIDC_DIR, check=True, capture_output=True, timeout=300)
-
-
-def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited ({proc.returncode}) before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{what} did not answer {url} within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,13 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from support import free_port, stop_process
+from support import free_port, stop_process, wait_http
 
 ORTHANC = Path("/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
@@ -47,19 +46,12 @@ class Orthanc:
         self.loaded = False  # set by whoever loads the session's instances
 
     def start(self, timeout: float = 30) -> Orthanc:
-        log = open(self.dir / "orthanc.log", "wb")  # noqa: SIM115 - kept for the process
-        self.proc = subprocess.Popen([str(ORTHANC), str(self.dir / "orthanc.json")],
-                                     stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"Orthanc exited: {self._log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/system", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"Orthanc did not answer in {timeout} s: {self._log_tail()}")
+        log = self.dir / "orthanc.log"
+        with log.open("wb") as out:  # the process keeps its own handle
+            self.proc = subprocess.Popen([str(ORTHANC), str(self.dir / "orthanc.json")],
+                                         stdout=out, stderr=subprocess.STDOUT)
+        wait_http(f"{self.url}/system", self.proc, "Orthanc", timeout, log)
+        return self
 
     def load(self, files: Iterable[bytes]) -> int:
         """POST each Part 10 file; the number stored."""
@@ -74,9 +66,6 @@ class Orthanc:
         if self.proc is not None:
             stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _log_tail(self) -> str:
-        return (self.dir / "orthanc.log").read_text(errors="replace")[-2000:]
 
 
 @pytest.fixture(scope="session")

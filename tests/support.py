@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -107,6 +108,28 @@ def dump(engine: Engine, instance_columns: tuple = DUMP_INSTANCE,
             .join(Patient, Patient.id == Study.patient_pk)).all()
         errors = conn.execute(select(*error_columns)).all()
     return {"instances": sorted(map(tuple, instances)), "errors": sorted(map(tuple, errors))}
+
+
+def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30,
+              log: Path | None = None) -> bytes:
+    """The body of ``url`` once a server a test started answers it (2xx). RuntimeError
+    at once if ``proc`` exits first, TimeoutError after ``timeout`` s; both end with the
+    tail of the server's ``log``, if given."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited ({proc.returncode}) before it was ready"
+                               f"{_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.read()
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{what} did not answer {url} within {timeout:.0f} s{_tail(log)}")
+
+
+def _tail(log: Path | None) -> str:
+    return f":\n{log.read_text(errors='replace')[-2000:]}" if log else ""
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 10) -> None:
