@@ -136,14 +136,11 @@ def _fuzzy_name(conn: Connection, db: Backend, value: str, visible: Scope,
     nas = sorted(visible) if visible is not None else []
     plan = Plan(db, SearchQuery(nas=nas), terms, None)
     exact = bound(plan, db.name_conditions(terms))
-    if conn.execute(select(Patient.id).where(*exact, *_nas_named(nas)).limit(1)).first():
+    if conn.execute(select(Patient.id).where(*exact, *nas_id_in(visible, Patient.nas_id))
+                    .limit(1)).first():
         return and_(*exact)
     near = similar(conn, plan, deadline)
     return Patient.id.in_([c.pk for c in near])
-
-
-def _nas_named(nas: list[str]) -> list[ColumnElement[bool]]:
-    return [Patient.nas_id.in_(select(Nas.id).where(Nas.name.in_(nas)))] if nas else []
 
 
 def _stmt(db: Backend, level: Level, conds: list[ColumnElement[bool]], scope: Scope) -> Select:
