@@ -60,8 +60,6 @@ def _prefect(api: str, call: Callable[[], T]) -> T:
     such deployment (the detail names the error's class only)."""
     try:
         return call()
-    except Conflict:
-        raise
     except Exception as exc:
         raise ServiceUnavailable(f"The Prefect server at {api} did not take the run "
                                  f"({type(exc).__name__}): is it running, and were the "
