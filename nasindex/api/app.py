@@ -27,8 +27,7 @@ from nasindex.config import Settings
 from nasindex.index.db import get_engine
 
 DOCS_URL = "/api/docs"
-DICOMWEB_PREFIX = dicomweb.PREFIX
-__all__ = ["API_PREFIX", "DICOMWEB_PREFIX", "DOCS_URL", "create_app"]
+__all__ = ["API_PREFIX", "DOCS_URL", "create_app"]
 DESCRIPTION = """Search patients across every NAS, list their files, fetch an image as
 stored or rendered, start a sync, read the indexing status. The same rules as the
 dashboard: a bearer access token from the clinic's identity provider (unless this is
