@@ -50,7 +50,6 @@ WATCH = NasFlowSpec("watch", "flows.freshness.watch_nas", "CANCEL_NEW",
                     RunKind.POLL)
 WATCH_MINUTES = 60
 PER_NAS = (FULL, INCREMENTAL, RETRY, WATCH)
-BY_KIND = {spec.kind: spec for spec in PER_NAS}
 
 DAILY_REPORT = FlowSpec("daily-report", "flows.reports.daily_report", "CANCEL_NEW",
                         "The day's runs and index state across every NAS.")
