@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from nasindex.contract import InstanceRecord, ItemFailure, NasType
+from nasindex.deadline import Deadline
 from nasindex.errors import NasIndexError, NasUnavailable
-from nasindex.watch import Watch
 
 # A batch with at least this many failed reads, and more failed than read, means the
 # share went away (renamed, unmounted, stale) rather than a few files being unreadable.
@@ -56,7 +56,7 @@ class ReadGuard:
         self.io_failed: list[str] = []
 
     def check(self, outcomes: Sequence[InstanceRecord | ItemFailure], nas: NasType,
-              watch: Watch) -> None:
+              deadline: Deadline) -> None:
         failed = [o for o in outcomes if isinstance(o, ItemFailure) and o.io_error]
         if len(failed) < MASS_READ_FAILURE_MIN or 2 * len(failed) <= len(outcomes):
             return
@@ -65,7 +65,7 @@ class ReadGuard:
         what = (f"{len(failed)} of {len(outcomes)} reads in a row failed ({cause}); what was "
                 "read before is kept, and the next run reads the rest again.")
         try:
-            watch.call("checking that it can be read", nas.check)
+            deadline.call("checking that it can be read", nas.check)
         except NasIndexError as exc:
             raise NasUnavailable(f"{exc} It went away mid-run: {what}") from None
         raise NasUnavailable(f"NAS {self.nas_id!r}: the share went away or stopped answering "

@@ -12,7 +12,7 @@ a stored hash while the fingerprint is unchanged).
 
 The files to hash are found through a partial index of the present rows without a hash
 (migration 0007), so a pass over a NAS that has nothing left to hash costs one probe.
-Reading runs under the run's no-progress deadline (:class:`nasindex.watch.Watch`): a
+Reading runs under the run's no-progress deadline (:class:`nasindex.deadline.Deadline`): a
 share that stalls stops the pass (what it wrote is kept), never hangs it.
 """
 
@@ -27,9 +27,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from nasindex.contract import NasType, progress_hook, set_progress_hook
+from nasindex.deadline import Deadline
 from nasindex.errors import NasUnavailable, RunInProgress
 from nasindex.runlock import run_lock
-from nasindex.watch import Watch
 
 BATCH = 200  # files per query and per commit
 THREADS = 4  # reading is I/O (the NAS): overlap it; xxh3 itself runs at ~7 GB/s
@@ -80,7 +80,7 @@ def hash_pending(nas: NasType, nas_pk: int, engine: Engine, io_timeout: float,
     if not nas.hashes_files:
         return result
     started = time.perf_counter()
-    watch = Watch(nas.nas_id, io_timeout)
+    calls = Deadline(nas.nas_id, io_timeout)
     try:
         with run_lock(engine, f"{nas.nas_id}#hash"):
             after = ""
@@ -89,7 +89,7 @@ def hash_pending(nas: NasType, nas_pk: int, engine: Engine, io_timeout: float,
                 if not rows:
                     break
                 after = rows[-1][0]
-                hashes = watch.call("hashing files", _hash_rows, nas, rows)
+                hashes = calls.call("hashing files", _hash_rows, nas, rows)
                 done = _set_hashes(engine, nas_pk, rows, hashes)
                 result.hashed += done
                 result.skipped += len(rows) - done
@@ -105,7 +105,7 @@ def hash_pending(nas: NasType, nas_pk: int, engine: Engine, io_timeout: float,
     return result
 
 def _hash_rows(nas: NasType, rows: Sequence[Unhashed]) -> list[str | None]:
-    """The rows' hashes, read in threads that report progress to the watched call."""
+    """The rows' hashes, read in threads that report progress to the call under the deadline."""
     with ThreadPoolExecutor(THREADS, initializer=set_progress_hook,
                             initargs=(progress_hook(),)) as pool:
         return list(pool.map(lambda r: nas.content_hash(r[1], r[2], r[3]), rows))

@@ -30,7 +30,7 @@ from typing import Any
 from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType, ScanResult
 from nasindex.folders import folder_of
 
-NasCall = Callable[..., Any]  # (what, fn, *args) -> fn(*args), as nasindex.watch.Watch.call
+NasCall = Callable[..., Any]  # (what, fn, *args) -> fn(*args), as nasindex.deadline.Deadline.call
 
 
 def _direct(what: str, fn: Callable[..., Any], *args: Any) -> Any:

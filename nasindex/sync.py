@@ -36,6 +36,7 @@ from nasindex.contract import (
     PollState,
     ScanResult,
 )
+from nasindex.deadline import POLL, Deadline
 from nasindex.diffing import (
     CHANGED,
     NEW,
@@ -55,7 +56,6 @@ from nasindex.index.models import RUN_COUNTS, RunCounts, RunKind, RunStatus, Stu
 from nasindex.runlock import run_lock
 from nasindex.settling import Settling
 from nasindex.stopping import StopSignals, stop_pool
-from nasindex.watch import POLL, Watch
 from nasindex.workers import init_worker, read_fitted, worker_context
 
 IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
@@ -127,7 +127,7 @@ class SyncRun:
         self._next_batch: dict[tuple[str, int], Sequence[Fingerprint]] = {}
         self._batch_start: dict[tuple[str, int], int] = {}
         self._reads = ReadGuard(nas.nas_id)
-        self._watch = Watch(nas.nas_id, nas_settings.io_timeout_seconds)
+        self._deadline = Deadline(nas.nas_id, nas_settings.io_timeout_seconds)
         self._signals = StopSignals()
         self._beat: Any = None  # the worker processes' last sign of progress (shared)
         self._done_at = 0.0  # when a worker's task last finished
@@ -242,7 +242,7 @@ class SyncRun:
     # -- steps -----------------------------------------------------------------------
     def plan(self) -> SyncPlan:
         """Check the NAS, list it and diff against the index. Writes nothing."""
-        self._watch.call("checking that it can be read", self.nas.check)
+        self._deadline.call("checking that it can be read", self.nas.check)
         if self.kind == RunKind.FULL and self.nas_settings.workers > 1:
             # A full run reads everything: start the fork server now, so that it imports
             # what the workers need while the NAS is listed, instead of the first submit
@@ -253,7 +253,7 @@ class SyncRun:
         cursor = None if full else store.get_cursor(self.engine, self.nas_pk)
         scan = self._scan = self._list(cursor)
         if not isinstance(scan.items, list | tuple):  # a lazy listing: watched item by item
-            scan.items = self._watch.iterate("listing it", scan.items)
+            scan.items = self._deadline.iterate("listing it", scan.items)
         errors = store.known_errors(self.engine, self.nas_pk)
         unlisted = Unlisted()
         if scan.ordered:
@@ -292,14 +292,14 @@ class SyncRun:
             self._known_folders = folders.load(self.engine, self.nas_pk)
             if self._known_folders:
                 poll = PollState(self._known_folders, *self.sweep)
-                return self._watch.call("polling its folders", self.nas.scan, cursor, poll)
-        return self._watch.call("listing it", self.nas.scan, cursor)
+                return self._deadline.call("polling its folders", self.nas.scan, cursor, poll)
+        return self._deadline.call("listing it", self.nas.scan, cursor)
 
     def _look_again(self, scan: ScanResult, plan: SyncPlan, listed_at: float) -> None:
         """The second look (nasindex.settling): what is still being written waits."""
         waiting = self.settling.second_look(self.nas, scan, plan.to_read, listed_at,
                                             self.nas_settings.settle_seconds,
-                                            self._watch.call)
+                                            self._deadline.call)
         if waiting:
             keep = [i for i, fp in enumerate(plan.to_read) if fp.key not in waiting]
             plan.deferred += len(plan.to_read) - len(keep)
@@ -321,7 +321,7 @@ class SyncRun:
         by_key = {fp.key: fp for fp in batch}
         outcomes = [_with_fingerprint(o, by_key[o.key]) if isinstance(o, ItemFailure) else o
                     for o in outcomes]
-        self._reads.check(outcomes, self.nas, self._watch)
+        self._reads.check(outcomes, self.nas, self._deadline)
         kept = self.settling.keep(outcomes, batch)
         self.summary.deferred += len(outcomes) - len(kept)
         outcomes = kept
@@ -385,7 +385,7 @@ class SyncRun:
     def _read(self, batch: Sequence[Fingerprint]) -> Iterator[InstanceRecord | ItemFailure]:
         workers = self.nas_settings.workers
         if workers == 1 or len(self._require_plan().to_read) < IN_PROCESS_BELOW:
-            yield from self._watch.call("reading files", read_fitted, self.nas, batch)
+            yield from self._deadline.call("reading files", read_fitted, self.nas, batch)
             return
         pool = self._get_pool(workers)
         futures = self._ahead.pop(_batch_id(batch), None) or self._submit(pool, batch)
@@ -404,8 +404,8 @@ class SyncRun:
         a task done) for io_timeout_seconds: the share stalled under them."""
         while not wait([fut], POLL).done:
             last = max(self._beat.value, self._done_at)
-            if time.monotonic() - last > self._watch.timeout:
-                raise self._watch.stalled("reading files")
+            if time.monotonic() - last > self._deadline.timeout:
+                raise self._deadline.stalled("reading files")
         self._done_at = time.monotonic()
         return fut.result()
 

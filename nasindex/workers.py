@@ -11,10 +11,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType
+from nasindex.contract import Fingerprint, InstanceRecord, ItemFailure, NasType, set_progress_hook
 from nasindex.limits import fit
 from nasindex.stopping import worker_init
-from nasindex.watch import set_beat
 
 
 def worker_context(nas: NasType) -> multiprocessing.context.ForkServerContext:
@@ -48,4 +47,4 @@ def init_worker(run_pid: int, beat: Any) -> None:
     """A worker's start: it exits with the run's process, and reports progress into the
     run's shared ``beat`` (the run's no-progress deadline)."""
     worker_init(run_pid)
-    set_beat(lambda: setattr(beat, "value", time.monotonic()))
+    set_progress_hook(lambda: setattr(beat, "value", time.monotonic()))

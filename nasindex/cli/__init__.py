@@ -55,8 +55,8 @@ def _global(config: Annotated[Path | None, typer.Option(
 def main(args: list[str] | None = None) -> None:
     """The ``nasindex`` console script."""
     code = usage.run(app, args)
-    watch = sys.modules.get("nasindex.watch")  # imported only if a run touched a NAS
-    if watch is not None and watch.abandoned():
+    deadline = sys.modules.get("nasindex.deadline")  # imported only if a run touched a NAS
+    if deadline is not None and deadline.abandoned():
         # A NAS call is still stuck (a frozen database server): a library's exit
         # handlers would wait for it for ever. The run is recorded; leave now.
         sys.stdout.flush()

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from nasindex.contract import set_progress_hook as set_beat
+from nasindex.contract import set_progress_hook
 from nasindex.errors import NasUnavailable
 
 T = TypeVar("T")
@@ -33,7 +33,7 @@ def abandoned() -> bool:
 
 
 class _Call:
-    """One watched call: its outcome and when it last made progress."""
+    """One call under the deadline: its outcome and when it last made progress."""
 
     def __init__(self) -> None:
         self.last = time.monotonic()
@@ -45,7 +45,7 @@ class _Call:
         self.last = time.monotonic()
 
 
-class Watch:
+class Deadline:
     """Runs a NAS's blocking calls under a no-progress deadline."""
 
     def __init__(self, nas_id: str, timeout: float) -> None:
@@ -70,7 +70,7 @@ class Watch:
         call = _Call()
 
         def run() -> None:
-            set_beat(call.beat)
+            set_progress_hook(call.beat)
             try:
                 call.result = fn(*args)
             except BaseException as exc:  # handed to the waiting thread
@@ -91,7 +91,7 @@ class Watch:
         stop = threading.Event()
 
         def produce() -> None:
-            set_beat(call.beat)
+            set_progress_hook(call.beat)
             try:
                 part: list[T] = []
                 for item in items:
