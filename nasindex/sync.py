@@ -10,13 +10,9 @@ steps as tasks. Nothing is written before the plan has passed its safety checks.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import multiprocessing.forkserver
-import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import replace
 from itertools import pairwise
 from typing import Any
@@ -36,7 +32,7 @@ from nasindex.contract import (
     PollState,
     ScanResult,
 )
-from nasindex.deadline import POLL, Deadline
+from nasindex.deadline import Deadline
 from nasindex.diffing import (
     CHANGED,
     NEW,
@@ -55,12 +51,10 @@ from nasindex.index.faults import storage_fault
 from nasindex.index.models import RUN_COUNTS, RunCounts, RunKind, RunStatus, Study
 from nasindex.runlock import run_lock
 from nasindex.settling import Settling
-from nasindex.stopping import StopSignals, stop_pool
-from nasindex.workers import init_worker, read_fitted, worker_context
+from nasindex.stopping import StopSignals
+from nasindex.workers import WorkerPool, batch_id, read_fitted
 
 IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
-CHUNK = 50  # items per task sent to a worker process
-
 
 
 class RunSummary(RunCounts):
@@ -123,15 +117,12 @@ class SyncRun:
         self.flow_run_id = flow_run_id
         self.summary = RunSummary(nas=nas.nas_id, kind=self.kind.value)
         self.plan_: SyncPlan | None = None
-        self._pool: ProcessPoolExecutor | None = None
         self._next_batch: dict[tuple[str, int], Sequence[Fingerprint]] = {}
         self._batch_start: dict[tuple[str, int], int] = {}
         self._reads = ReadGuard(nas.nas_id)
         self._deadline = Deadline(nas.nas_id, nas_settings.io_timeout_seconds)
+        self._workers = WorkerPool(nas, nas_settings.workers, self._deadline)
         self._signals = StopSignals()
-        self._beat: Any = None  # the worker processes' last sign of progress (shared)
-        self._done_at = 0.0  # when a worker's task last finished
-        self._ahead: dict[tuple[str, int], list[Future]] = {}
         self._lock = None
         self._started = 0.0
         self.quiet = quiet
@@ -172,8 +163,8 @@ class SyncRun:
     def __exit__(self, exc_type, exc, tb) -> None:
         stopped = self._signals.received
         try:
-            if self._pool is not None:  # a failed or stopped run wants no more reads
-                stop_pool(self._pool, kill=exc is not None or stopped is not None)
+            # A failed or stopped run wants no more reads.
+            self._workers.stop(kill=exc is not None or stopped is not None)
             if self.summary.run_id is None:  # a quiet run that wrote nothing
                 self._conclude_quiet(exc, stopped)
                 return
@@ -244,11 +235,7 @@ class SyncRun:
         """Check the NAS, list it and diff against the index. Writes nothing."""
         self._deadline.call("checking that it can be read", self.nas.check)
         if self.kind == RunKind.FULL and self.nas_settings.workers > 1:
-            # A full run reads everything: start the fork server now, so that it imports
-            # what the workers need while the NAS is listed, instead of the first submit
-            # waiting for it (~0.5-0.9 s with nothing else running).
-            worker_context(self.nas)
-            multiprocessing.forkserver.ensure_running()
+            self._workers.start_server()  # a full run reads everything
         full = self.kind == RunKind.FULL
         cursor = None if full else store.get_cursor(self.engine, self.nas_pk)
         scan = self._scan = self._list(cursor)
@@ -310,8 +297,8 @@ class SyncRun:
         todo = self._require_plan().to_read
         size = self.nas_settings.batch_size
         batches = [todo[i:i + size] for i in range(0, len(todo), size)]
-        self._next_batch = {_batch_id(a): b for a, b in pairwise(batches)}
-        self._batch_start = {_batch_id(b): i * size for i, b in enumerate(batches)}
+        self._next_batch = {batch_id(a): b for a, b in pairwise(batches)}
+        self._batch_start = {batch_id(b): i * size for i, b in enumerate(batches)}
         return batches
 
     def ingest(self, batch: Sequence[Fingerprint]) -> store.BatchCounts:
@@ -362,7 +349,7 @@ class SyncRun:
     def _committed_kinds(self, batch: Sequence[Fingerprint],
                          outcomes: list[InstanceRecord | ItemFailure]) -> tuple[int, int]:
         """How many of the batch's items that are indexed now were new, and changed."""
-        start = self._batch_start.get(_batch_id(batch))
+        start = self._batch_start.get(batch_id(batch))
         if start is None:
             return 0, 0
         why = self._require_plan().why
@@ -383,45 +370,11 @@ class SyncRun:
         return [m for uid, ms in modalities.items() if uid not in known for m in ms]
 
     def _read(self, batch: Sequence[Fingerprint]) -> Iterator[InstanceRecord | ItemFailure]:
-        workers = self.nas_settings.workers
-        if workers == 1 or len(self._require_plan().to_read) < IN_PROCESS_BELOW:
+        plan = self._require_plan()
+        if self.nas_settings.workers == 1 or len(plan.to_read) < IN_PROCESS_BELOW:
             yield from self._deadline.call("reading files", read_fitted, self.nas, batch)
             return
-        pool = self._get_pool(workers)
-        futures = self._ahead.pop(_batch_id(batch), None) or self._submit(pool, batch)
-        # Keep the next batch queued behind this one: the workers read it while this one
-        # is written to the index, instead of idling through every commit (~10% of a
-        # full index). Reading has no side effects, so a retried or failed batch only
-        # costs a read.
-        following = self._next_batch.get(_batch_id(batch))
-        if following is not None and _batch_id(following) not in self._ahead:
-            self._ahead = {_batch_id(following): self._submit(pool, following)}
-        for fut in futures:
-            yield from self._result(fut)
-
-    def _result(self, fut: Future) -> list[InstanceRecord | ItemFailure]:
-        """A worker's result; NasUnavailable when no worker made progress (a file read,
-        a task done) for io_timeout_seconds: the share stalled under them."""
-        while not wait([fut], POLL).done:
-            last = max(self._beat.value, self._done_at)
-            if time.monotonic() - last > self._deadline.timeout:
-                raise self._deadline.stalled("reading files")
-        self._done_at = time.monotonic()
-        return fut.result()
-
-    def _submit(self, pool: ProcessPoolExecutor, batch: Sequence[Fingerprint]) -> list[Future]:
-        return [pool.submit(read_fitted, self.nas, batch[i:i + CHUNK])
-                for i in range(0, len(batch), CHUNK)]
-
-    def _get_pool(self, workers: int) -> ProcessPoolExecutor:
-        if self._pool is None:
-            context = worker_context(self.nas)
-            self._beat = context.Value("d", time.monotonic(), lock=False)
-            self._done_at = time.monotonic()
-            self._pool = ProcessPoolExecutor(workers, mp_context=context,
-                                             initializer=init_worker,
-                                             initargs=(os.getpid(), self._beat))
-        return self._pool
+        yield from self._workers.read(batch, self._next_batch.get(batch_id(batch)))
 
     def reconcile(self) -> None:
         """Tombstone what is gone, revive what came back unchanged, keep the cursor and
@@ -443,11 +396,6 @@ class SyncRun:
         if self.plan_ is None:
             raise RuntimeError("plan() must run first")
         return self.plan_
-
-
-def _batch_id(batch: Sequence[Fingerprint]) -> tuple[str, int]:
-    """Names a batch by value: Prefect may hand a task a copy of the list."""
-    return (batch[0].key, len(batch)) if batch else ("", 0)
 
 
 def signal_name(signum: int) -> str:
