@@ -11,8 +11,8 @@ Anything it is not sure about makes :func:`read_header` answer ``None``: big end
 deflate and private transfer syntaxes, files without preamble or meta group, unknown VRs,
 undefined lengths other than sequences, a DICOMDIR, values that run past the file's end,
 text that needs a character set other than ASCII, Latin-1 or UTF-8. The reader then uses
-pydicom, exactly as before. ``tests/test_fastheader.py`` holds the two to the same
-records on every file of the test corpus.
+pydicom, exactly as before. The plugin's ``tests/test_fastheader.py`` holds the two to
+the same records on every file of the test corpus.
 """
 
 from __future__ import annotations
@@ -21,14 +21,21 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from nasindex_dicom_folder.values import (
+    EXPLICIT_LE,
+    IMPLICIT_LE,
+    PIXEL_TAGS,
+    TRANSFER_SYNTAX,
+    WHITE_OR_NUL,
+)
+
 HEAD = 32 * 1024  # first read: a CT header is 2-20 KB
 MAX_HEAD = 4 * 1024 * 1024  # a longer header is left to pydicom (it reads as it goes)
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})  # as pydicom stops
 PIXEL_DATA = 0x7FE00010
-CHARSET, TRANSFER_SYNTAX = 0x00080005, 0x00020010
-# The top-level elements a record is made of (see reader.parse_dicom).
+CHARSET = 0x00080005
+# The top-level elements a record is made of (see reader.read_record).
 WANTED = frozenset({
     CHARSET, 0x00080018, 0x00080020, 0x00080030, 0x00080050, 0x00080060, 0x00081030,
     0x0008103E, 0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x0020000D, 0x0020000E,
@@ -43,12 +50,9 @@ LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"
 SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS",
                        b"LO", b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL",
                        b"US"})
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
 ENCAPSULATED = ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")  # header: explicit VR LE
 # Character sets whose text needs no code extensions: one Python codec for the value.
 CODECS = {"": "ascii", "ISO_IR 6": "ascii", "ISO_IR 100": "latin_1", "ISO_IR 192": "utf_8"}
-WHITE_OR_NUL = " \t\r\n\f\v\x00"
 
 _EXPLICIT = struct.Struct("<HH2sH")
 _IMPLICIT = struct.Struct("<HHI")

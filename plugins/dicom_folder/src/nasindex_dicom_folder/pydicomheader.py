@@ -15,14 +15,20 @@ from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, PrivateTransferSyntaxes
 
-from nasindex_dicom_folder.values import NotDicom, as_int
+from nasindex_dicom_folder.values import (
+    EXPLICIT_BE,
+    EXPLICIT_LE,
+    IMPLICIT_LE,
+    PIXEL_TAGS,
+    TRANSFER_SYNTAX,
+    WHITE_OR_NUL,
+    NotDicom,
+    as_int,
+)
 
 PIXEL_DATA = (0x7FE0, 0x0010)
-TRANSFER_SYNTAX = 0x00020010
-WHITE_OR_NUL = " \t\r\n\f\v\x00"
-PIXEL_TAGS = {0x7FE00010, 0x7FE00009, 0x7FE00008}  # what stop_before_pixels stops at
-KNOWN_ENCODINGS = {"1.2.840.10008.1.2": (True, True), "1.2.840.10008.1.2.1": (False, True),
-                   "1.2.840.10008.1.2.2": (False, False)}
+KNOWN_ENCODINGS = {IMPLICIT_LE: (True, True), EXPLICIT_LE: (False, True),
+                   EXPLICIT_BE: (False, False)}
 UNUSUAL_SYNTAXES = {DeflatedExplicitVRLittleEndian, *PrivateTransferSyntaxes}
 
 
@@ -184,5 +190,5 @@ def _syntax_from_encoding(ds: pydicom.Dataset) -> str | None:
     if implicit is None:
         return None
     if implicit:
-        return "1.2.840.10008.1.2"
-    return "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2"
+        return IMPLICIT_LE
+    return EXPLICIT_LE if little else EXPLICIT_BE

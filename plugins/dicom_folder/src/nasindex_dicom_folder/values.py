@@ -1,7 +1,14 @@
-"""What the record builder (:mod:`reader`) and pydicom's header path
-(:mod:`pydicomheader`) share."""
+"""What the record builder (:mod:`reader`) and the two header readers
+(:mod:`fastheader`, :mod:`pydicomheader`) share."""
 
 from __future__ import annotations
+
+TRANSFER_SYNTAX = 0x00020010
+PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})  # where stop_before_pixels stops
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+WHITE_OR_NUL = " \t\r\n\f\v\x00"  # stripped from values of the default repertoire
 
 
 class NotDicom(ValueError):
