@@ -29,11 +29,11 @@ from sqlalchemy.engine import Engine
 from nasindex import heartbeat, store
 from nasindex.config import NasSettings
 from nasindex.contract import NasType
-from nasindex.errors import NasIndexError, RunInProgress
+from nasindex.errors import RunInProgress
 from nasindex.hashing import hash_pending
 from nasindex.index.models import RunKind, RunStatus
 from nasindex.stopping import RunInterrupted, StopSignals
-from nasindex.sync import RunSummary, SyncRun
+from nasindex.sync import RunSummary, SyncRun, operator_message
 
 HASH_MARGIN = 0.5  # seconds: hashing stops this long before the next poll is due
 BUSY = "waiting: another run of this NAS is going (a full index, a sync)"
@@ -110,7 +110,7 @@ class Watcher:
 
     def _failed(self, exc: BaseException) -> str:
         """Record a failed poll as a run, unless it failed the same way last time."""
-        message = str(exc) if isinstance(exc, NasIndexError) else f"{type(exc).__name__}: {exc}"
+        message = operator_message(exc)
         if message != self._failure:
             run_pk = store.start_run(self.engine, self.nas_pk, RunKind.POLL.value,
                                      self.flow_run_id)

@@ -221,7 +221,7 @@ class SyncRun:
                          "the next run goes on from there")
         elif exc is not None:
             s.status = RunStatus.FAILED
-            s.message = _operator_message(exc)
+            s.message = operator_message(exc)
         elif s.status == RunStatus.RUNNING:
             s.status = RunStatus.SUCCEEDED
             if self.plan_ is not None and self.plan_.failures:
@@ -406,7 +406,9 @@ def _with_fingerprint(failure: ItemFailure, fp: Fingerprint) -> ItemFailure:
     return replace(failure, size=fp.size, mtime_ns=fp.mtime_ns)
 
 
-def _operator_message(exc: BaseException) -> str:
+def operator_message(exc: BaseException) -> str:
+    """What a failed run (or a watch's failed poll) records: the operator's sentence
+    of our own errors and of storage faults, else the exception as it is."""
     if isinstance(exc, NasIndexError):
         return str(exc)
     fault = storage_fault(exc, None)
