@@ -29,12 +29,16 @@ from concurrent.futures import ProcessPoolExecutor
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
 class RunInterrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
     """A stop signal arrived during a run. A BaseException, so that no ``except
     Exception`` on the way up mistakes it for a failure of the step it interrupted."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        super().__init__(f"stopped by {signal_name(signum)}")
         self.signum = signum
 
 

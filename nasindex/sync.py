@@ -10,7 +10,6 @@ steps as tasks. Nothing is written before the plan has passed its safety checks.
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -51,7 +50,7 @@ from nasindex.index.faults import storage_fault
 from nasindex.index.models import RUN_COUNTS, RunCounts, RunKind, RunStatus, Study
 from nasindex.runlock import run_lock
 from nasindex.settling import Settling
-from nasindex.stopping import StopSignals
+from nasindex.stopping import StopSignals, signal_name
 from nasindex.workers import WorkerPool, batch_id, read_fitted
 
 IN_PROCESS_BELOW = 200  # smaller jobs are read in-process: a pool costs more than it saves
@@ -396,10 +395,6 @@ class SyncRun:
         if self.plan_ is None:
             raise RuntimeError("plan() must run first")
         return self.plan_
-
-
-def signal_name(signum: int) -> str:
-    return signal.Signals(signum).name
 
 
 def _with_fingerprint(failure: ItemFailure, fp: Fingerprint) -> ItemFailure:
