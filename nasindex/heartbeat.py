@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from nasindex.index.models import NasWatch, utcnow
 
@@ -37,7 +37,7 @@ def take_over(engine: Engine, nas_pk: int, watcher: str, interval: float) -> int
              "poll_seconds": None, "polls": 0, "changed_polls": 0, "message": None}
     table = NasWatch.__table__
     with engine.begin() as conn:
-        sweep = conn.scalar(select(NasWatch.sweep_next).where(NasWatch.nas_id == nas_pk)) or 0
+        sweep = _sweep_next(conn, nas_pk)
         insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)
         stmt = insert(table).values(nas_id=nas_pk, sweep_next=sweep, **fresh)
         conn.execute(stmt.on_conflict_do_update(index_elements=["nas_id"], set_=fresh))
@@ -56,8 +56,13 @@ def beat(engine: Engine, nas_pk: int, watcher: str, b: Beat) -> bool:
 
 
 def sweep_next(engine: Engine, nas_pk: int) -> int:
+    """The rolling sweep's next share, as the NAS's last watch left it (0 at first)."""
     with engine.connect() as conn:
-        return conn.scalar(select(NasWatch.sweep_next).where(NasWatch.nas_id == nas_pk)) or 0
+        return _sweep_next(conn, nas_pk)
+
+
+def _sweep_next(conn: Connection, nas_pk: int) -> int:
+    return conn.scalar(select(NasWatch.sweep_next).where(NasWatch.nas_id == nas_pk)) or 0
 
 
 def step_down(engine: Engine, nas_pk: int, watcher: str, reason: str) -> None:
