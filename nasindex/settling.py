@@ -33,10 +33,6 @@ from nasindex.folders import folder_of
 NasCall = Callable[..., Any]  # (what, fn, *args) -> fn(*args), as nasindex.deadline.Deadline.call
 
 
-def _direct(what: str, fn: Callable[..., Any], *args: Any) -> Any:
-    return fn(*args)
-
-
 @dataclass(slots=True)
 class Settling:
     """What of a run waits for the next one: items (by key) and studies (by UID)."""
@@ -45,7 +41,7 @@ class Settling:
     held: set[str] = field(default_factory=set)  # study UIDs held back whole
 
     def second_look(self, nas: NasType, scan: ScanResult, to_read: Sequence[Fingerprint],
-                    listed_at: float, settle_seconds: float, call: NasCall = _direct
+                    listed_at: float, settle_seconds: float, call: NasCall
                     ) -> set[str]:
         """Wait out ``settle_seconds`` after the listing, then have ``nas`` look again
         (polls). Returns the keys of ``to_read`` that must wait. A complete listing
