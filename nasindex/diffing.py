@@ -20,9 +20,9 @@ from nasindex.guards import ListingShield
 from nasindex.index.models import RunKind, utcnow
 
 if TYPE_CHECKING:
-    from nasindex.store import Known, KnownError
+    from nasindex.indexed import Known, KnownError
 
-SIZE, MISSING = 1, 4  # positions in a store.Known row: fingerprint is [SIZE:MISSING]
+SIZE, MISSING = 1, 4  # positions in an indexed.Known row: fingerprint is [SIZE:MISSING]
 # Why an item is read (SyncPlan.why, one byte per item of to_read): a run counts as new
 # and changed only the items it committed.
 REREAD, NEW, CHANGED, RETRIED = range(4)

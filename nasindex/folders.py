@@ -24,7 +24,7 @@ from nasindex.contract import FolderMark, ScanResult
 from nasindex.index.models import Folder
 
 if TYPE_CHECKING:
-    from nasindex.store import Known
+    from nasindex.indexed import Known
 
 
 def load(engine: Engine, nas_pk: int) -> dict[str, FolderMark]:
@@ -72,7 +72,7 @@ def folder_of(key: str) -> str:
 def items_in(engine: Engine, nas_pk: int, scopes: Iterable[str],
              known: Mapping[str, FolderMark]) -> dict[str, Known]:
     """The indexed items directly in the folders ``scopes`` (not in their known
-    sub-folders), as store.Known rows by key."""
+    sub-folders), as indexed.Known rows by key."""
     children: dict[str, list[str]] = {}
     for path in known:
         if path:

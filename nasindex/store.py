@@ -1,4 +1,5 @@
-"""Writes to the index. The sync engine is the only caller: one path for data.
+"""Writes to the index. The sync engine is the only caller: one path for data (what
+it reads to plan a run is in :mod:`nasindex.indexed`).
 
 Every batch is one transaction of idempotent upserts, so a run that dies halfway
 converges when it is run again.
@@ -9,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Table, case, delete, func, select, text, update
+from sqlalchemy import Table, case, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 
@@ -33,8 +34,6 @@ from nasindex.index.models import (
 from nasindex.names import name_key
 
 PT, ST, SE, IN, ER = (m.__table__ for m in (Patient, Study, Series, Instance, ItemError))
-RETRY_BASE = timedelta(minutes=15)
-RETRY_CAP = timedelta(hours=24)
 
 
 def ensure_nas(engine: Engine, settings: NasSettings) -> int:
@@ -51,87 +50,9 @@ def ensure_nas(engine: Engine, settings: NasSettings) -> int:
         return pk
 
 
-def get_cursor(engine: Engine, nas_pk: int) -> str | None:
-    with engine.connect() as conn:
-        return conn.scalar(select(Nas.scan_cursor).where(Nas.id == nas_pk))
-
-
 def set_cursor(engine: Engine, nas_pk: int, cursor: str | None) -> None:
     with engine.begin() as conn:
         conn.execute(update(Nas).where(Nas.id == nas_pk).values(scan_cursor=cursor))
-
-
-# What the index holds of one item: (key, size, mtime_ns, version, missing), where
-# missing is 1 if it is tombstoned. Plain driver rows, not objects: building an object
-# per indexed file cost more than the rest of a no-change sync's diff.
-Known = tuple[str, int, int, str, int]
-
-
-def known_items(engine: Engine, nas_pk: int) -> dict[str, Known]:
-    q = select(Instance.item_key, Instance.size, Instance.mtime_ns, Instance.version,
-               Instance.missing_since.is_not(None)).where(Instance.nas_id == nas_pk)
-    with engine.connect() as conn:
-        # The DBAPI cursor directly: SQLAlchemy's Row per result was 60% of this
-        # function (0.25 s -> 0.10 s for 100,000 files). nas_pk is our own integer key,
-        # so binding it literally is safe and works with every driver's paramstyle.
-        sql = str(q.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-        cursor = conn.connection.driver_connection.cursor()
-        try:
-            cursor.execute(sql)
-            return {row[0]: row for row in cursor}
-        finally:
-            cursor.close()
-
-
-def known_items_ordered(engine: Engine, nas_pk: int) -> Iterator[Known]:
-    """The same rows in ascending item_key order (code points, as Python compares str),
-    streamed: memory does not grow with the NAS. SQLite compares UTF-8 bytes (the same
-    order) and walks its (nas_id, item_key) index; PostgreSQL sorts with the "C"
-    collation (bytes) and hands rows over through a server-side cursor."""
-    postgres = engine.dialect.name == "postgresql"
-    key = Instance.item_key.collate("C") if postgres else Instance.item_key
-    q = select(Instance.item_key, Instance.size, Instance.mtime_ns, Instance.version,
-               Instance.missing_since.is_not(None)).where(Instance.nas_id == nas_pk
-                                                          ).order_by(key)
-    with engine.connect() as conn:
-        sql = str(q.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-        raw = conn.connection.driver_connection
-        cursor = raw.cursor(name="nasindex_known") if postgres else raw.cursor()
-        if postgres:
-            cursor.itersize = 10_000
-        try:
-            cursor.execute(sql)
-            yield from cursor
-        finally:
-            cursor.close()
-
-
-@dataclass(frozen=True, slots=True)
-class KnownError:
-    size: int | None
-    mtime_ns: int | None
-    attempts: int
-    last_seen: datetime
-    skipped: bool
-    note: bool = False  # the item was indexed; the row only remarks on it
-
-    def due(self, now: datetime) -> bool:
-        """Failed items are retried with a growing delay; skipped ones only when changed."""
-        if self.skipped:
-            return False
-        delay = min(RETRY_BASE * 2 ** max(self.attempts - 1, 0), RETRY_CAP)
-        last = self.last_seen
-        if last.tzinfo is None:  # SQLite hands back naive UTC
-            last = last.replace(tzinfo=now.tzinfo)
-        return now >= last + delay
-
-
-def known_errors(engine: Engine, nas_pk: int) -> dict[str, KnownError]:
-    q = select(ItemError.item_key, ItemError.size, ItemError.mtime_ns, ItemError.attempts,
-               ItemError.last_seen, ItemError.skipped, ItemError.note
-               ).where(ItemError.nas_id == nas_pk)
-    with engine.connect() as conn:
-        return {row[0]: KnownError(*row[1:]) for row in conn.execute(q)}
 
 
 def _insert(conn: Connection, table):
@@ -397,9 +318,3 @@ def finish_run(engine: Engine, run_pk: int, status: str, message: str | None,
             status=status, message=message, ended_at=utcnow(),
             newest_lag_seconds=newest_lag_seconds, **counts))
     compact_name_index(engine)  # what the run wrote, merged for search
-
-
-def count_present(engine: Engine, nas_pk: int) -> int:
-    with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(Instance).where(
-            Instance.nas_id == nas_pk, Instance.missing_since.is_(None))) or 0

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from nasindex import folders, store
+from nasindex import folders, indexed, store
 from nasindex.config import NasSettings
 from nasindex.contract import (
     Fingerprint,
@@ -236,19 +236,19 @@ class SyncRun:
         if self.kind == RunKind.FULL and self.nas_settings.workers > 1:
             self._workers.start_server()  # a full run reads everything
         full = self.kind == RunKind.FULL
-        cursor = None if full else store.get_cursor(self.engine, self.nas_pk)
+        cursor = None if full else indexed.get_cursor(self.engine, self.nas_pk)
         scan = self._scan = self._list(cursor)
         if not isinstance(scan.items, list | tuple):  # a lazy listing: watched item by item
             scan.items = self._deadline.iterate("listing it", scan.items)
-        errors = store.known_errors(self.engine, self.nas_pk)
+        errors = indexed.known_errors(self.engine, self.nas_pk)
         unlisted = Unlisted()
         if scan.ordered:
-            rows = store.known_items_ordered(self.engine, self.nas_pk)
+            rows = indexed.known_items_ordered(self.engine, self.nas_pk)
             pairs = pair_ordered(scan.items, rows, unlisted)
         else:
             known = (folders.items_in(self.engine, self.nas_pk, scan.scopes,
                                       self._known_folders) if scan.scopes is not None
-                     else store.known_items(self.engine, self.nas_pk))
+                     else indexed.known_items(self.engine, self.nas_pk))
             pairs = pair_unordered(scan.items, known, unlisted)
         plan, seen_errors = diff(pairs, errors, self.kind)
         listed_at = time.monotonic()
@@ -261,7 +261,7 @@ class SyncRun:
             if scan.complete:
                 check_safe(plan, unlisted.present, self.nas_settings)
             elif plan.gone:  # a poll: what is gone weighed against all the NAS holds
-                check_safe(plan, store.count_present(self.engine, self.nas_pk),
+                check_safe(plan, indexed.count_present(self.engine, self.nas_pk),
                            self.nas_settings, whole=False)
         self._look_again(scan, plan, listed_at)
         self.plan_ = plan
@@ -352,8 +352,8 @@ class SyncRun:
         if start is None:
             return 0, 0
         why = self._require_plan().why
-        indexed = {o.key for o in outcomes if isinstance(o, InstanceRecord)}
-        kinds = [why[start + i] for i, fp in enumerate(batch) if fp.key in indexed]
+        committed = {o.key for o in outcomes if isinstance(o, InstanceRecord)}
+        kinds = [why[start + i] for i, fp in enumerate(batch) if fp.key in committed]
         return kinds.count(NEW), kinds.count(CHANGED)
 
     def _new_studies(self, records: Iterable[InstanceRecord]) -> list[str]:
