@@ -50,13 +50,13 @@ class ReadGuard:
     next run, not one by one after a retry delay. Remembers the I/O failures earlier
     batches wrote, which the run forgets again if it trips (see SyncRun.__exit__)."""
 
-    def __init__(self, nas_id: str) -> None:
-        self.nas_id = nas_id
+    def __init__(self, nas: NasType, deadline: Deadline) -> None:
+        self.nas = nas
+        self.deadline = deadline  # the run's: the check of the NAS must not hang either
         self.tripped = False
         self.io_failed: list[str] = []
 
-    def check(self, outcomes: Sequence[InstanceRecord | ItemFailure], nas: NasType,
-              deadline: Deadline) -> None:
+    def check(self, outcomes: Sequence[InstanceRecord | ItemFailure]) -> None:
         failed = [o for o in outcomes if isinstance(o, ItemFailure) and o.io_error]
         if len(failed) < MASS_READ_FAILURE_MIN or 2 * len(failed) <= len(outcomes):
             return
@@ -65,10 +65,10 @@ class ReadGuard:
         what = (f"{len(failed)} of {len(outcomes)} reads in a row failed ({cause}); what was "
                 "read before is kept, and the next run reads the rest again.")
         try:
-            deadline.call("checking that it can be read", nas.check)
+            self.deadline.call("checking that it can be read", self.nas.check)
         except NasIndexError as exc:
             raise NasUnavailable(f"{exc} It went away mid-run: {what}") from None
-        raise NasUnavailable(f"NAS {self.nas_id!r}: the share went away or stopped answering "
+        raise NasUnavailable(f"NAS {self.nas.nas_id!r}: the share went away or stopped answering "
                              f"mid-run: {what} Check the share and its mount.")
 
     def written(self, outcomes: Iterable[InstanceRecord | ItemFailure]) -> None:

@@ -118,8 +118,8 @@ class SyncRun:
         self.plan_: SyncPlan | None = None
         self._next_batch: dict[tuple[str, int], Sequence[Fingerprint]] = {}
         self._batch_start: dict[tuple[str, int], int] = {}
-        self._reads = ReadGuard(nas.nas_id)
         self._deadline = Deadline(nas.nas_id, nas_settings.io_timeout_seconds)
+        self._reads = ReadGuard(nas, self._deadline)
         self._workers = WorkerPool(nas, nas_settings.workers, self._deadline)
         self._signals = StopSignals()
         self._lock = None
@@ -307,7 +307,7 @@ class SyncRun:
         by_key = {fp.key: fp for fp in batch}
         outcomes = [_with_fingerprint(o, by_key[o.key]) if isinstance(o, ItemFailure) else o
                     for o in outcomes]
-        self._reads.check(outcomes, self.nas, self._deadline)
+        self._reads.check(outcomes)
         kept = self.settling.keep(outcomes, batch)
         self.summary.deferred += len(outcomes) - len(kept)
         outcomes = kept
