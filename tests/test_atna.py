@@ -15,12 +15,14 @@ from streamlit.testing.v1 import AppTest
 
 from access_support import ONLY_CT, ONLY_CT2, SHARED, clinician, two_nas_index
 from browser import free_port
-from nasindex.access.audit import events
+from nasindex.access.atna import STUDY_ROOT_FIND
+from nasindex.access.audit import ACTIONS, events
 from nasindex.access.guard import Access
 from nasindex.config import load_settings
 from nasindex.errors import AccessDenied
 from nasindex.index.db import get_engine
 from nasindex.search import SearchQuery
+from nasindex.search.dicom.qido import DicomQuery
 from support import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +77,22 @@ def test_tcp_query_and_instances_accessed(index, rsyslog):
     assert patient.find("ParticipantObjectIDTypeCode").get("csd-code") == "2"
     headers = [head for head, _ in rsyslog.messages()]
     assert all(" nasindex " in h and " DICOM+RFC3881 " in h for h in headers)  # RFC 5424
+
+
+def test_a_dicomweb_query_is_a_query_message(index, rsyslog):
+    _, access = forwarding(index, f"tcp://127.0.0.1:{rsyslog.tcp}")
+    person = SHARED[0]
+    found = access.dicom_query(clinician("qido-user"),
+                               DicomQuery("study", keys={"PatientID": person.patient_id}))
+    assert found.rows
+    query = rsyslog.wait_for(lambda m: requestor(m).get("UserID") == "qido-user",
+                             "the QIDO-RS query's message")
+    assert query.find("EventIdentification/EventID").get("csd-code") == "110112"
+    [model] = participant(query, "2")
+    assert model.get("ParticipantObjectID") == STUDY_ROOT_FIND
+    asked = json.loads(base64.b64decode(model.find("ParticipantObjectQuery").text))
+    assert asked["PatientID"] == person.patient_id and asked["level"] == "study"
+    assert "query" in ACTIONS  # the Audit page's and `nasindex audit --action` filter
 
 
 def test_udp_and_a_refusal(index, rsyslog):

@@ -4,7 +4,7 @@ RFC 5424 syslog frames, for the clinic's audit record repository.
 =========================  ===================================  ======  =======================
 nasindex action            EventID (DCM)                        action  participant objects
 =========================  ===================================  ======  =======================
-search                     110112 Query                         E       query; patient if an ID
+search, query (QIDO-RS)    110112 Query                         E       query; patient if an ID
 patient, images, preview   110103 DICOM Instances Accessed      R       patient; study
 retrieve (a file sent)     110104 DICOM Instances Transferred   R       patient; study
 login, logout              110114 User Authentication           E       (type 110122 / 110123)
@@ -29,6 +29,7 @@ from nasindex.access.audit import Event
 # EventID code, its meaning, EventActionCode
 EVENTS: dict[str, tuple[str, str, str]] = {
     "search": ("110112", "Query", "E"),
+    "query": ("110112", "Query", "E"),
     "patient": ("110103", "DICOM Instances Accessed", "R"),
     "images": ("110103", "DICOM Instances Accessed", "R"),
     "preview": ("110103", "DICOM Instances Accessed", "R"),
@@ -42,6 +43,7 @@ EVENT_TYPES = {"login": ("110122", "Login"), "logout": ("110123", "Logout"),
                "app:start": ("110120", "Application Start"),
                "app:stop": ("110121", "Application Stop")}
 OUTCOME = {"success": "0", "denied": "4", "failed": "8"}
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # the model of a QIDO-RS query
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"  # the query model a patient search is
 # RFC 5424 PRI: facility 10 (security/authorization), severity 5 (notice), as ITI-20 asks.
 PRI = 10 * 8 + 5
@@ -95,8 +97,9 @@ def audit_message(event: Event, source_id: str) -> str:
 
 def _objects(root: ET.Element, event: Event) -> None:
     t = event.target
-    if event.action == "search":
-        _object(root, PATIENT_ROOT_FIND, "2", "24", ("110181", "DCM", "SOP Class UID"),
+    if event.action in ("search", "query"):
+        model = PATIENT_ROOT_FIND if event.action == "search" else STUDY_ROOT_FIND
+        _object(root, model, "2", "24", ("110181", "DCM", "SOP Class UID"),
                 query=t.query or "")
     if t.patient_id:
         _object(root, t.patient_id, "1", "1", ("2", "RFC-3881", "Patient Number"))

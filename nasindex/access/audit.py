@@ -24,10 +24,11 @@ from nasindex.index.models import AuditEvent
 from nasindex.search.scope import Scope
 
 OUTCOMES = ("success", "denied", "failed")
-# What a record can be about: reads of patient data (a file sent whole is a retrieve),
-# logins, the trail itself, admin actions and the application's start and stop.
-ACTIONS = ("search", "patient", "preview", "images", "retrieve", "login", "logout", "audit",
-           "admin:sync", "admin:full", "admin:retry", "app:start", "app:stop")
+# What a record can be about: reads of patient data (a DICOMweb search is a query, a file
+# sent whole is a retrieve), logins, the trail itself, admin actions and the
+# application's start and stop.
+ACTIONS = ("search", "query", "patient", "preview", "images", "retrieve", "login", "logout",
+           "audit", "admin:sync", "admin:full", "admin:retry", "app:start", "app:stop")
 # The fields of a listed record, as the CLI's --json and the CSV export name them.
 COLUMNS = ("id", "at", "user", "door", "client", "action", "outcome", "nas", "patient_id",
            "study_uid", "series_uid", "query", "results", "detail")

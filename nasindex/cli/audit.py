@@ -28,7 +28,8 @@ def audit(
                           ] = None,
     nas: Annotated[str | None, typer.Option("--nas", help="Only this NAS.")] = None,
     action: Annotated[str | None, typer.Option(
-        "--action", help="search, patient, preview, images, retrieve, login, logout, audit, "
+        "--action", help="search, query (DICOMweb), patient, preview, images, retrieve, login, "
+                         "logout, audit, "
                          "admin:...")
         ] = None,
     since: Annotated[str | None, typer.Option("--since", metavar="YYYY-MM-DD",
