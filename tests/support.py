@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import tomli_w
@@ -21,8 +22,11 @@ from nasindex.config import Settings, load_settings
 from nasindex.demo import DemoPatient, demo_patients
 from nasindex.index.db import get_engine, migrate
 from nasindex.index.models import Instance, ItemError, Patient, Series, Study
+from nasindex.ops.processes import port_free
 from nasindex.registry import nas_type, open_nas
 from nasindex.sync import RunSummary, run_sync
+
+T = TypeVar("T")
 
 
 def write_config(path: Path, nas: dict[str, dict], index_url: str | None = None) -> Settings:
@@ -115,17 +119,38 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30,
     """The body of ``url`` once a server a test started answers it (2xx). RuntimeError
     at once if ``proc`` exits first, TimeoutError after ``timeout`` s; both end with the
     tail of the server's ``log``, if given."""
+    def body() -> bytes | None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.read()
+        except OSError:
+            return None
+
+    return _wait(body, proc, what, f"answer {url}", timeout, log)
+
+
+def wait_listening(ports: Sequence[int], proc: subprocess.Popen, what: str,
+                   timeout: float = 30, log: Path | None = None) -> None:
+    """Once a server a test started accepts TCP connections on each of ``ports`` on
+    127.0.0.1 (a server that speaks no HTTP); fails as :func:`wait_http` does."""
+    _wait(lambda: not any(port_free(p) for p in ports) or None, proc, what,
+          f"listen on 127.0.0.1:{','.join(map(str, ports))}", timeout, log)
+
+
+def _wait(ready: Callable[[], T | None], proc: subprocess.Popen, what: str, doing: str,
+          timeout: float, log: Path | None) -> T:
+    """``ready()`` once it returns something other than None, polled until ``proc``
+    exits (RuntimeError) or ``timeout`` s pass (TimeoutError)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited ({proc.returncode}) before it was ready"
                                f"{_tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return resp.read()
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{what} did not answer {url} within {timeout:.0f} s{_tail(log)}")
+        value = ready()
+        if value is not None:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} did not {doing} within {timeout:.0f} s{_tail(log)}")
 
 
 def _tail(log: Path | None) -> str:

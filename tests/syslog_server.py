@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import free_port
+from support import free_port, stop_process, wait_listening
 
 RSYSLOGD = "/usr/sbin/rsyslogd"
 CONFIG = """
@@ -74,13 +74,6 @@ class Rsyslog:
         raise TimeoutError(f"rsyslog received no {what} within {timeout:.0f} s")
 
 
-def ready(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture(scope="session")
 def rsyslog() -> Iterator[Rsyslog]:
     if not Path(RSYSLOGD).exists():
@@ -99,14 +92,8 @@ def rsyslog() -> Iterator[Rsyslog]:
                              str(server.dir / "rsyslogd.pid")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while not (ready(server.tcp) and ready(server.tls)):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"rsyslogd did not start (exit {proc.poll()})")
-            time.sleep(0.05)
+        wait_listening((server.tcp, server.tls), proc, "rsyslogd", 20)
         yield server
     finally:
-        from support import stop_process
-
         stop_process(proc)
         shutil.rmtree(server.dir, ignore_errors=True)

@@ -7,10 +7,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from nasindex.index.models import Instance, ItemError
 from nasindex_firebird_jp2.demo import Keys, apply_ddl, create_database, reference_ddl
 from nasindex_firebird_jp2.demo import write_patients as write_reference
 from support import dump as support_dump
-from support import free_port, stop_process
+from support import free_port, stop_process, wait_listening
 
 FB_LIB = next(iter(sorted(Path("/usr/lib").glob("*/firebird/3.0"))),
               Path("/usr/lib/x86_64-linux-gnu/firebird/3.0"))  # Debian's multiarch folder
@@ -94,25 +92,12 @@ def firebird_server() -> Iterator[FirebirdServer]:
     proc = subprocess.Popen([str(FB_SERVER)], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, **_as_firebird(root))
     try:
-        _wait_listening(port, proc, root)
+        wait_listening((port,), proc, "the Firebird test server", 15, root / "server.log")
         yield FirebirdServer("127.0.0.1", port, root / "data", password, proc.pid)
     finally:
         stop_process(proc)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _wait_listening(port: int, proc: subprocess.Popen, root: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the Firebird test server exited with {proc.returncode}: "
-                        + (root / "server.log").read_text(errors="replace")[-2000:])
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    pytest.fail(f"the Firebird test server did not listen on 127.0.0.1:{port} within 15 s")
 
 
 @pytest.fixture
