@@ -11,8 +11,6 @@ the dashboard) or ``[prefect] ui_url`` + ``/api`` from the config.
 
 from __future__ import annotations
 
-import os
-
 from nasindex.ops import catalog
 from nasindex.ops.catalog import NasFlowSpec
 from nasindex.ops.runs import StartedRun, prefect_api_url, start_run
@@ -26,22 +24,9 @@ ACTIONS: dict[str, tuple[NasFlowSpec, str, str]] = {
 }
 
 
-def api_url() -> str | None:
-    """The Prefect API this dashboard talks to, if one is configured."""
-    if os.environ.get("PREFECT_API_URL"):
-        return prefect_api_url(None)
-    try:
-        from nasindex.config import load_settings
-
-        ui = load_settings().prefect.ui_url
-    except Exception:  # no config: the page says so elsewhere
-        return None
-    return prefect_api_url(ui)
-
-
-def trigger(nas: str, action: str) -> StartedRun:
+def trigger(nas: str, action: str, ui_url: str | None) -> StartedRun:
     """Create a run of ``<flow>/<nas>`` now; returns at once (the worker runs it)."""
-    return start_run(ACTIONS[action][0], nas, api_url(), tags=("dashboard",))
+    return start_run(ACTIONS[action][0], nas, prefect_api_url(ui_url), tags=("dashboard",))
 
 
 def render_actions(ctx, nas: str) -> None:
@@ -72,7 +57,7 @@ def _run_and_report(st, ctx, nas: str, action: str) -> None:
     runs: list[StartedRun] = []
 
     def start() -> str:
-        runs.append(trigger(nas, action))
+        runs.append(trigger(nas, action, ctx.settings.prefect.ui_url))
         return f"{runs[0].deployment}: flow run {runs[0].id}"
 
     try:
