@@ -183,6 +183,14 @@ NO_SPINNER = ("!document.querySelector('[data-testid=\"stSpinner\"]') && "
               "!document.querySelector('[data-testid=\"stStatusWidget\"]')")
 
 
+def click_button(label: str) -> str:
+    """JavaScript: click the first button labelled ``label`` (after its icon, if any);
+    true if there was one."""
+    return (f"(() => {{ const b = [...document.querySelectorAll('button')].find(b => "
+            f"b.innerText.trim().endsWith({json.dumps(label)})); "
+            "if (b) { b.click(); return true; } })()")
+
+
 def text_present(text: str) -> str:
     return f"document.body.innerText.includes({json.dumps(text)})"
 
@@ -207,8 +215,8 @@ def open_patient(browser: Chromium, patient_id: str) -> float:
     browser.press("Enter")
     browser.wait_for(table_text() + f".includes({json.dumps(patient_id)})", 30)
     start = time.perf_counter()
-    browser.eval("Array.from(document.querySelectorAll('button'))"
-                 ".find(b => b.innerText.trim().endsWith('Open')).click()")
+    if not browser.eval(click_button("Open")):
+        raise RuntimeError("no Open button under the results")
     browser.wait_for(text_present(f"Slices 1–{THUMBS_PER_PAGE} of"), 60)
     browser.wait_for(count_images(THUMBS_PER_PAGE + 1), 60, "thumbnails")
     return time.perf_counter() - start

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from browser import Chromium, Page, streamlit_app
+from browser import click_button as click_js
 
 BOX = "Name, Patient ID or accession number"
 MORE_FILTERS = "More filters"
@@ -146,13 +147,9 @@ def rows(page: Page) -> list[dict[str, str]]:
     return page.eval(ROWS)
 
 
-def url_params(page: Page) -> dict[str, list[str]]:
-    return parse_qs(page.eval("location.search").lstrip("?"))
-
-
 def click_button(page: Page, label: str) -> None:
-    page.eval("Array.from(document.querySelectorAll('button'))"
-              f".find(b => b.innerText.trim().endsWith({json.dumps(label)})).click()")
+    if not page.eval(click_js(label)):
+        raise RuntimeError(f"no {label!r} button on the page")
 
 
 def time_searches(config: Path, texts: list[str], rounds: int = 3) -> list[float]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from browser import NO_SPINNER, free_port
+from browser import NO_SPINNER, click_button, free_port
 from support import stop_process, wait_http
 
 OIDC_DIR = Path(__file__).resolve().parent / "oidc"
@@ -148,14 +148,6 @@ def oidc_provider(dashboard_port: int) -> Iterator[OidcProvider]:
 
 
 # -- driving the login in a real browser --------------------------------------------------
-def click_button(label: str) -> str:
-    """JavaScript: click the first button labelled ``label`` (after its icon, if any);
-    true if there was one."""
-    return (f"(() => {{ const b = [...document.querySelectorAll('button')].find(b => "
-            f"b.innerText.trim().endsWith({json.dumps(label)})); "
-            "if (b) { b.click(); return true; } })()")
-
-
 def log_in(browser, base: str, account: str, *lands_on: str) -> None:
     """Open the dashboard, press "Log in", fill in the provider's own form, and wait for
     one of the texts ``lands_on`` (default: the search page, where a clinician lands)."""
