@@ -46,7 +46,6 @@ from nasindex.search.browse import (
     study_tree,
 )
 from nasindex.search.find import search
-from nasindex.search.limits import COUNT_LIMIT
 from nasindex.search.people import LINK_KEYS, link_reason
 from nasindex.search.query import (
     PatientHit,
@@ -57,13 +56,11 @@ from nasindex.search.query import (
     looks_like_identifier,
     normalize_date,
 )
-from nasindex.search.scope import Scope
 from nasindex.search.terms import NameTerm
 
 __all__ = [
-    "COUNT_LIMIT", "LINK_KEYS", "NameTerm", "PatientHit", "PersonHit", "Scope", "SearchQuery",
-    "SearchResult", "SeriesNode", "StudyHit", "StudyNode", "facets", "images", "instance",
-    "link_reason",
+    "LINK_KEYS", "NameTerm", "PatientHit", "PersonHit", "SearchQuery", "SearchResult",
+    "SeriesNode", "StudyHit", "StudyNode", "facets", "images", "instance", "link_reason",
     "looks_like_identifier", "nas_roots", "normalize_date", "patient", "search",
     "series_files", "study_tree",
 ]
