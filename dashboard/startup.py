@@ -23,8 +23,6 @@ def refuse(message: str) -> None:
 
 def deployment_problem(settings: Settings | None, address: str | None) -> str | None:
     """Why this dashboard must not start (None: it may)."""
-    if not address:
-        address = None  # Streamlit's default: every interface
     return exposure_problem(settings, address, "--server.address 127.0.0.1")
 
 
