@@ -27,8 +27,9 @@ from nasindex.registry import registry
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _reachable(nas_id: str, _cfg: NasSettings, _stamp: str) -> tuple[bool, str]:
-    # One check per NAS per 30 s: a check may touch a slow network share.
+def _reachable(nas_id: str, _cfg: NasSettings) -> tuple[bool, str]:
+    # One check per NAS per 30 s: a check may touch a slow network share. (Parameters
+    # named with "_" are not part of Streamlit's cache key: only the NAS id is.)
     return reachable(_cfg)
 
 
@@ -63,8 +64,8 @@ def _lag(r: dict[str, Any]) -> str:
 def _overview(rows: list[dict[str, Any]]) -> None:
     table = []
     for r in rows:
-        ok, why = (_reachable(r["nas"], ctx.settings.nas[r["nas"]], str(ctx.settings.path))
-                   if r["in_config"] else (False, "not in the config"))
+        ok, why = (_reachable(r["nas"], ctx.settings.nas[r["nas"]]) if r["in_config"]
+                   else (False, "not in the config"))
         last = r["last_run"] or {}
         table.append({
             "NAS": r["nas"], "Type": r["type"], "Reachable": "yes" if ok else f"no — {why}",
