@@ -11,6 +11,8 @@ the dashboard) or ``[prefect] ui_url`` + ``/api`` from the config.
 
 from __future__ import annotations
 
+from dash_text import md
+
 from nasindex.ops import catalog
 from nasindex.ops.catalog import NasFlowSpec
 from nasindex.ops.runs import StartedRun, prefect_api_url, start_run
@@ -64,12 +66,12 @@ def _run_and_report(st, ctx, nas: str, action: str) -> None:
         ctx.access.admin_action(ctx.user, nas, action, start)
         run = runs[0]
     except NasIndexError as exc:  # refused, or the audit trail cannot be written
-        st.error(str(exc))
+        st.error(md(exc))
         return
     except Exception as exc:  # no server, no deployment: say so, keep the page alive
-        st.error(f"Could not start {ACTIONS[action][0].flow} for NAS {nas}: {exc}. Is the Prefect "
-                 "server running and were the deployments applied (`nasindex deployments "
-                 "--apply`)?")
+        st.error(f"Could not start {ACTIONS[action][0].flow} for NAS {nas}: {md(exc)}. Is the "
+                 "Prefect server running and were the deployments applied (`nasindex "
+                 "deployments --apply`)?")
         return
     link = f"[{run.name}]({run.url})" if run.url else run.name
     st.success(f"Started {run.deployment}: flow run {link}. It shows on this page when done.")
