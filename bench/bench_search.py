@@ -133,7 +133,7 @@ def prepare(url: str, patients: int, instances: int) -> tuple[Engine, dict, str]
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, dict]:
-    targets = [("SQLite", lambda: f"sqlite:///{work / 'search.db'}")]
+    targets = [] if args.no_sqlite else [("SQLite", lambda: f"sqlite:///{work / 'search.db'}")]
     server = None
     if not args.no_postgres:
         from postgres import PostgresServer
@@ -151,9 +151,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, dict]:
             print(f"\n{label}: {args.patients:,} patients / {args.instances:,} instances "
                   f"({how}); load average {os.getloadavg()[0]:.1f}")
             inputs = queries(sample, args.repeat)
+            if args.kind:
+                inputs = {k: v for k, v in inputs.items() if any(w in k for w in args.kind)}
             results[label] = measure(engine, inputs, args.scans)
             print_one(f"{label}, {args.repeat} inputs per kind", results[label])
-            if args.browser and label == "SQLite":
+            if args.browser and label == "SQLite" and not args.kind:
                 bench_browser_search(work, str(engine.url), inputs)
             engine.dispose()
     finally:
@@ -253,6 +255,9 @@ def main() -> None:
                     help="keep the indexes (in --workdir, default /var/tmp/nasindex-bench-"
                          "search) for the next run")
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument("--kind", action="append", default=[],
+                    help="only the kinds of query whose label contains this (repeatable)")
     ap.add_argument("--no-page", action="store_true")
     ap.add_argument("--no-browser", dest="browser", action="store_false",
                     help="skip timing the search and patient pages in headless Chromium")
