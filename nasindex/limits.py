@@ -7,18 +7,24 @@
 * Identifiers are never cut: a UID (UI, 64) or Patient ID (LO, 64) beyond its limit
   makes the item an error row, because a cut identifier could file its images under
   another patient, study or series.
+* Dates and times written in the old ACR-NEMA way (``1961.02.03``, ``1961-02-03``,
+  ``10:15:00``) are stored as DICOM writes them (``19610203``, ``101500``): cut at 8
+  characters they would be wrong dates that no search finds.
 * Every text value, key and path is made storable in any database (undecodable bytes
   and NUL escaped, see :func:`nasindex.paths.storable`); error reasons are kept short.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from nasindex.contract import InstanceRecord, ItemFailure
 from nasindex.paths import storable
 
 PN_GROUP, PN_GROUPS = 64, 3
+_LEGACY = {"DA": re.compile(r"(\d{4})[.\-/](\d{2})[.\-/](\d{2})"),
+           "TM": re.compile(r"(\d{2}):(\d{2})(?::(\d{2}(?:\.\d{1,6})?))?")}
 REASON_MAX = 500
 # InstanceRecord field -> (DICOM keyword, VR, maximum characters)
 IDENTIFIERS = {
@@ -58,11 +64,11 @@ def fit(outcome: InstanceRecord | ItemFailure) -> InstanceRecord | ItemFailure:
     if was:
         cut.append(f"PatientName ({was} characters; {PN_GROUP} a component group)")
     r.patient_name = name
-    for field, (keyword, _vr, limit) in TEXT.items():
+    for field, (keyword, vr, limit) in TEXT.items():
         value = getattr(r, field)
         if value is None:
             continue
-        value = storable(value)
+        value = _modern(storable(value), vr)
         if len(value) > limit:
             cut.append(f"{keyword} ({len(value)} characters; {limit} at most)")
             value = value[:limit]
@@ -81,6 +87,13 @@ def _person_name(value: str) -> tuple[str, int]:
     if len(groups) <= PN_GROUPS and all(len(g) <= PN_GROUP for g in groups):
         return value, 0
     return "=".join(g[:PN_GROUP] for g in groups[:PN_GROUPS]), len(value)
+
+
+def _modern(value: str, vr: str) -> str:
+    """A DA or TM value in today's form if it is in the ACR-NEMA one; else as it is."""
+    legacy = _LEGACY.get(vr)
+    match = legacy.fullmatch(value.strip()) if legacy else None
+    return "".join(part or "" for part in match.groups()) if match else value
 
 
 def _fit_failure(f: ItemFailure) -> ItemFailure:

@@ -255,3 +255,25 @@ def test_values_are_kept_at_dicom_length_limits_with_a_note(tmp_path: Path) -> N
     again = run_nas(s, "ct", "retry")  # a note is never retried; the error is
     assert again.failed == 1 and again.indexed == 0
     assert {e["path"] for e in error_list(engine, scope=None)} == {"huge.dcm", "bad_uid.dcm"}
+
+
+def test_acr_nema_dates_and_times_are_stored_as_dicom_writes_them(tmp_path: Path) -> None:
+    s = _tree(tmp_path, patients=1)
+    root = s.nas["ct"].root
+    engine = get_engine(s.index.url)
+    old = pydicom.dcmread(_files(root)[0])
+    old.PatientID, old.SOPInstanceUID = "OLD1", "1.2.3.4.6"
+    old.StudyInstanceUID = old.SeriesInstanceUID = "1.2.3.5"
+    # Written by an old modality: ACR-NEMA's separators, which pydicom keeps as text.
+    old.PatientBirthDate, old.StudyDate, old.StudyTime = "1961.02.03", "2024-05-06", "10:15:00"
+    old.save_as(root / "old.dcm")
+    age(root)
+
+    summary = run_nas(s, "ct", "full")
+
+    assert summary.status == "succeeded" and summary.failed == 0
+    found = search(engine, SearchQuery(birth_date="1961-02-03"), scope=None).patients
+    assert [p.patient_id for p in found] == ["OLD1"]
+    assert found[0].birth_date == "19610203"
+    assert [st.date for st in found[0].studies] == ["20240506"]
+    assert not error_list(engine, scope=None)  # nothing was cut: no note
