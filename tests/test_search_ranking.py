@@ -117,7 +117,10 @@ def _expected(records: list[Candidate], q: SearchQuery, scope) -> tuple[list, in
 QUERIES = [(SearchQuery(text=t, limit=25, offset=o, fuzzy=False), scope)
            for t, o in (("an", 0), ("an", 50), ("ann", 25), ("anna", 0), ("an*", 0),
                         ("*nna", 25), ("a?n", 0), ("h*a", 0), ("jo", 0), ("ann an", 0),
-                        ("wang", 0))
+                        ("wang", 0),
+                        # wildcards inside, narrowed by the index: 'ann*a' also finds
+                        # ANN^BEA by the GLOB alone ('ann be-a'), which must not match
+                        ("joh*on", 0), ("ann*a", 25), ("han?a", 0))
            for scope in (None, frozenset({"ct", "pacs3"}))]
 QUERIES += [(SearchQuery(text="an", nas=["pacs2"], limit=50, fuzzy=False), None),
             (SearchQuery(text="*n*", limit=30, offset=10, fuzzy=False), None),  # no index
