@@ -68,6 +68,12 @@ class PostgresServer:
                   "30", "-o", options, "start")
         return self
 
+    def restart(self) -> None:
+        """Stop the server, ending every session as an administrator's restart does, and
+        start it again on the same port."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-m", "fast",
+                  "-w", "restart")
+
     def stop(self, keep: bool = False) -> None:
         if (self.data / "postmaster.pid").exists():
             # On failure still remove the files; a stray server dies with its data dir.

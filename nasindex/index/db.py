@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import create_engine
 
 from nasindex.errors import IndexNotReady
@@ -37,7 +38,52 @@ def get_engine(url: str) -> Engine:
             engine = create_engine(url, connect_args={"timeout": 60})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url)
+    event.listen(engine, "checkout", _drop_if_closed)
+    event.listen(engine, "engine_connect", _clear_search_timeout)
+    return engine
+
+
+# Execution option of the connections searches read through (:func:`for_search`), and
+# the key of a pooled connection's info holding the statement_timeout (ms) a search
+# left on its session.
+SEARCH = "nasindex_search"
+SEARCH_TIMEOUT = "nasindex_search_timeout"
+
+
+def for_search(engine: Engine) -> Engine:
+    """``engine``, for a search's connection: a statement_timeout a search left on the
+    session stays there (the next search is likely to want the same)."""
+    return engine.execution_options(**{SEARCH: True})
+
+
+def _drop_if_closed(dbapi_conn, _record, _proxy) -> None:
+    """pool_pre_ping without its round trip: a server that restarted or ended the
+    session closed the socket, which reading what is waiting on it (without blocking)
+    finds. The pool then opens a new connection. A server that vanished without closing
+    (a network cut) fails the next statement instead, and SQLAlchemy empties the pool."""
+    from psycopg import OperationalError, pq
+
+    pgconn = dbapi_conn.pgconn
+    with contextlib.suppress(OperationalError):
+        for _ in range(2):  # the server's last words (a FATAL notice), then the end
+            pgconn.consume_input()
+    if pgconn.status != pq.ConnStatus.OK:
+        raise DisconnectionError("the server closed the connection")
+
+
+def _clear_search_timeout(conn: Connection) -> None:
+    """A session a search left a statement_timeout on gets the server's default back
+    before anything else uses it (a sync's long statement must not be cut at 3 s)."""
+    info = conn.connection.info
+    if SEARCH_TIMEOUT in info and not conn.get_execution_options().get(SEARCH):
+        raw = conn.connection.driver_connection
+        raw.autocommit = True  # at once, not in a transaction that might roll it back
+        try:
+            raw.execute("SET statement_timeout = DEFAULT")
+        finally:
+            raw.autocommit = False
+        del info[SEARCH_TIMEOUT]
 
 
 def _read_only_folder(path: str) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from sqlalchemy.engine import Engine
 
+from nasindex.index.db import for_search
 from nasindex.search.backends import backend
 from nasindex.search.candidates import exact_people
 from nasindex.search.limits import COUNT_LIMIT, TIME_LIMIT, Deadline, check_query
@@ -41,7 +42,7 @@ def search(engine: Engine, q: SearchQuery, *, scope: Scope,
     if visible is not None and not visible:  # nothing the caller may see
         return SearchResult([], 0, notes=_notes(q, terms, 0, 0))
     first = min(q.offset + q.limit, COUNT_LIMIT)
-    with engine.connect() as conn:
+    with for_search(engine).connect() as conn:
         db = backend(conn)
         # The scope narrows the NAS filter: the rest of the search sees one NAS filter.
         plan = Plan(db, replace(q, nas=sorted(visible or ())), terms, ident)

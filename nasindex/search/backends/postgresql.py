@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
 
+from nasindex.index.db import SEARCH_TIMEOUT
 from nasindex.index.models import Patient
 from nasindex.search.backends.base import Backend
 from nasindex.search.limits import Deadline
@@ -34,9 +35,20 @@ class PostgresBackend(Backend):
 
     @contextmanager
     def bounded(self, conn: Connection, deadline: Deadline) -> Iterator[None]:
-        # SET LOCAL: for this transaction only, which ends with the search's connection.
+        # No transaction: a search only reads, and each of its statements takes a
+        # snapshot of its own anyway (READ COMMITTED; on SQLite likewise). That spares
+        # the BEGIN and ROLLBACK round trips, and psycopg keeps the statements it has
+        # prepared (a ROLLBACK drops them).
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        # The session keeps its timeout between searches: set only when it is off the
+        # time left by more than 5% (another time limit).
         ms = max(1, int(deadline.left() * 1000))
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+        info = conn.connection.info
+        kept = info.get(SEARCH_TIMEOUT)
+        if kept is None or abs(kept - ms) > ms // 20:
+            info.pop(SEARCH_TIMEOUT, None)
+            conn.exec_driver_sql(f"SET statement_timeout = {ms}")
+            info[SEARCH_TIMEOUT] = ms
         try:
             yield
         except DBAPIError as exc:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement
 
 from nasindex.errors import QueryError
+from nasindex.index.db import for_search
 from nasindex.index.models import Instance, Nas, Patient, Series, Study
 from nasindex.search.backends import Backend, backend
 from nasindex.search.dicom import details
@@ -76,7 +77,7 @@ def find(engine: Engine, q: DicomQuery, *, scope: Scope, time_limit: float = TIM
     if visible is not None and not visible:
         return DicomResult([], attrs, False, ignored)
     deadline = Deadline.after(time_limit)
-    with engine.connect() as conn:
+    with for_search(engine).connect() as conn:
         db = backend(conn)
         with db.bounded(conn, deadline):
             conds = _conditions(conn, db, q, keys, visible, deadline)
