@@ -1,6 +1,7 @@
 """SQLite: names through the rank-ordered FTS5 trigram table ``patient_rank_fts``
-(migration 0005; sqlite_rank.py ranks one name word by it alone), Patient ID prefixes
-as a range on the B-tree, Python functions for what SQLite's own matching cannot say."""
+(migration 0005; sqlite_rank.py ranks one name word by it alone), study filters alone
+walked latest first (sqlite_studies.py), Patient ID prefixes as a range on the B-tree,
+Python functions for what SQLite's own matching cannot say."""
 
 from __future__ import annotations
 
@@ -15,15 +16,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import ColumnElement
 
 from nasindex.index.models import Patient
+from nasindex.search.backends import sqlite_rank, sqlite_studies
 from nasindex.search.backends.base import Backend
-from nasindex.search.backends.sqlite_rank import (
-    FTS,
-    ID_MASK,
-    name_match,
-    people,
-    phrase,
-    ranks_by_index,
-)
+from nasindex.search.backends.sqlite_rank import FTS, ID_MASK, name_match, phrase
 from nasindex.search.limits import Deadline
 from nasindex.search.people import Candidate
 from nasindex.search.terms import NameTerm, any_part_matches, folded_match, glob_escape
@@ -135,6 +130,8 @@ class SqliteBackend(Backend):
 
     def native_people(self, conn: Connection, plan: Plan, first: int
                       ) -> tuple[list[Candidate], list[Candidate], int] | None:
-        if ranks_by_index(plan):
-            return people(conn, plan, first)
+        if sqlite_rank.ranks_by_index(plan):
+            return sqlite_rank.people(conn, plan, first)
+        if sqlite_studies.walks_studies(plan):
+            return sqlite_studies.people(conn, plan, first)
         return None
