@@ -32,13 +32,13 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.util import ClauseAdapter
 
 from nasindex.index.models import Nas, Patient, Study
+from nasindex.search.backends.sqlite_rank import Found
 from nasindex.search.limits import COUNT_LIMIT, FLAGGED_LIMIT
 from nasindex.search.people import Candidate
 
 if TYPE_CHECKING:
     from nasindex.search.plan import Plan
 
-Found = tuple[list[Candidate], list[Candidate], int]  # best lone, flagged, lone count
 WALK, COUNT, FLAGGED = 0, 1, 2  # the kinds of row of the first statement
 
 
