@@ -4,6 +4,7 @@ breaks a user's request (the index keeps the record, the failure is visible)."""
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import time
@@ -140,3 +141,6 @@ def test_a_repository_that_is_away_blocks_nothing_and_shows(index, monkeypatch):
                    cwd=settings.path.parent, check=False)
     assert proc.returncode == 0 and json.loads(proc.stdout)
     assert "audit message(s) not forwarded" in proc.stderr and closed in proc.stderr
+    # This process's forwarder to the closed port would say the same when pytest ends,
+    # below the suite's summary: it has been checked, so it is silenced.
+    atexit.unregister(access.forwarder._at_exit)
