@@ -60,3 +60,27 @@ def word_trigrams(word: str) -> set[str]:
 def typo_budget(word: str) -> int:
     """Edits tolerated in a typed word: none below 3 letters, one up to 5, then two."""
     return 0 if len(word) < 3 else 1 if len(word) <= 5 else 2
+
+
+VARIANT_PREFIX = 7  # letters of a word its deletion variants are made of
+
+
+def deletion_variants(word: str, deletions: int) -> set[str]:
+    """The word's first VARIANT_PREFIX letters with up to ``deletions`` (at most two) of
+    them deleted; one deletion only from 3 letters on, two only from 6.
+
+    Two words within the typo budget ``deletions`` of each other (optimal string
+    alignment: insert, delete, substitute, swap neighbours) always share a variant when
+    the stored one has up to two deletions: each edit costs at most one deletion on
+    either side, and cutting both at the same length keeps that true. The similar-names
+    pass looks a typed word's variants up among those of every stored name part (table
+    ``name_part_variant``, whose triggers make the same variants in SQL: migration 0010)
+    instead of reading every name that shares a trigram with it."""
+    head = word[:VARIANT_PREFIX]
+    out = {head}
+    if deletions >= 1 and len(head) >= 3:
+        out |= {head[:i] + head[i + 1:] for i in range(len(head))}
+    if deletions >= 2 and len(head) >= 6:
+        out |= {head[:i] + head[i + 1:j] + head[j + 1:]
+                for j in range(len(head)) for i in range(j)}
+    return out

@@ -286,6 +286,8 @@ def test_migration_upgrades_an_existing_index(url):
     migrate(url)
     assert find(eng, text="山田太郎") == {("ct", "PAT010")}
     assert find(eng, text="amad") == {("ct", "PAT010")}
+    # 0010 fills the similar-names pass's parts from the names already there.
+    assert ids(search(eng, SearchQuery(text="yamda"), scope=None)) == [("ct", "PAT010")]
     # 0005 goes down to 0003's name index and triggers, and up again, keeping its data.
     store.write_batch(eng, nas_pk(eng, "pacs2"), records(
         "PAT011", "LI^WEI", "19880808", "M", [("2024.01.20", "CT", "A11", 1)]))

@@ -46,6 +46,9 @@ class Plan:
     terms: list[NameTerm]
     ident: str | None
     params: dict[str, Any] = field(default_factory=dict)
+    # The caller adds conditions that narrow the patients to a few (the similar-names
+    # pass: names holding given parts): they drive the search, as terms would.
+    narrowed: bool = False
 
     def __post_init__(self) -> None:
         q, p = self.q, self.params
@@ -81,7 +84,7 @@ class Plan:
         q = self.q
         ident = len(spellings(self.ident)) if self.ident else 0
         pid = len(spellings(q.patient_id)) if q.patient_id else 0
-        return (self.db.dialect, ident, pid, tuple(t.shape for t in self.terms),
+        return (self.db.dialect, self.narrowed, ident, pid, tuple(t.shape for t in self.terms),
                 bool(q.birth_date), bool(q.nas), len(self.modalities), bool(q.date_from),
                 bool(q.date_to), bool(q.accession))
 
@@ -94,7 +97,8 @@ class Plan:
     def by_patient(self) -> bool:
         """Conditions an index of ``patient`` narrows to a few records (a name, an ID, a
         birth date): they drive the search, not the study filters."""
-        return bool(self.terms or self.ident or self.q.patient_id or self.q.birth_date)
+        return bool(self.narrowed or self.terms or self.ident or self.q.patient_id
+                    or self.q.birth_date)
 
     def statement(self, purpose: str, build: Callable[[Plan], Select]) -> Select:
         """The statement ``build`` makes for this plan, built once per shape."""

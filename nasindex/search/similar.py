@@ -5,40 +5,65 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, column, select, table
 from sqlalchemy.engine import Connection
 
-from nasindex.index.models import Patient
-from nasindex.names import typo_budget, word_trigrams
+from nasindex.names import deletion_variants, typo_budget, word_trigrams
 from nasindex.search.candidates import candidate_select
 from nasindex.search.limits import Deadline
 from nasindex.search.people import Candidate
 from nasindex.search.plan import Plan
 from nasindex.search.terms import NameTerm
 
+# Every distinct name part under each of its deletion variants (migration 0010).
+_VARIANTS = table("name_part_variant", column("variant"), column("part"))
+_PARTS = (select(_VARIANTS.c.part).distinct()
+          .where(_VARIANTS.c.variant.in_(bindparam("variants", expanding=True))))
+
 
 def similar(conn: Connection, plan: Plan, deadline: Deadline) -> list[Candidate]:
-    """Names sharing a trigram with each typed word that may have a typo, kept only if
-    every word matches exactly or within its edit budget."""
+    """People every typed word of whom matches a part exactly or within its edit budget
+    (the edits summed), and who share a trigram with each word that may have a typo.
+
+    The parts within a word's budget are found among the distinct parts of all names
+    (:func:`near_parts`); then only the names holding such a part, or the word itself,
+    are read: a bounded read, however many names share a trigram with the word."""
     terms = plan.terms
     fuzzy = [t for t in terms if t.kind != "wildcard" and typo_budget(t.word)]
     if not fuzzy:
         return []
-    strict = Plan(plan.db, plan.q, [t for t in terms if t not in fuzzy], None)
-    near = plan.db.any_trigram([sorted(fuzzy_trigrams(t.word)) for t in fuzzy])
-    # Thousands may share a trigram: read their names only, then the few kept whole.
-    names = conn.execute(candidate_select(strict, *near)
-                         .with_only_columns(Patient.id, Patient.name_key), strict.params).all()
+    strict = Plan(plan.db, plan.q, [t for t in terms if t not in fuzzy], None, narrowed=True)
+    # Per word: the names holding it (as the exact rule) or one of its near parts whole.
+    held = [(t.word, near) for t, near in near_parts(conn, fuzzy)]
+    stmt = strict.statement(f"similar{len(held)}", lambda p: candidate_select(
+        p, *p.db.holding(len(held))))
+    found = [Candidate.from_row(r) for r in conn.execute(
+        stmt, strict.params | plan.db.holding_params(held))]
     deadline.check()
+    names = [(c.pk, c.name_key) for c in found if shares_trigrams(c.name_key, fuzzy)]
     edits = {pk: total for pk, total in edits_to_names(terms, names) if total}
-    if not edits:
-        return []
-    kept = candidate_select(strict, Patient.id.in_(bindparam("pks", expanding=True)))
-    found = [Candidate.from_row(r) for r in conn.execute(kept, strict.params | {
-        "pks": list(edits)})]
-    for c in found:
+    kept = [c for c in found if c.pk in edits]
+    for c in kept:
         c.distance = edits[c.pk]
-    return found
+    return kept
+
+
+def near_parts(conn: Connection, fuzzy: list[NameTerm]) -> list[tuple[NameTerm, list[str]]]:
+    """Each word with the stored name parts within its typo budget that do not hold it
+    (those the exact rule finds): the parts sharing one of its deletion variants, then
+    measured (one look-up for all words)."""
+    from rapidfuzz.distance import OSA  # only a search that found no one pays for it
+
+    variants = set().union(*(deletion_variants(t.word, typo_budget(t.word)) for t in fuzzy))
+    parts = conn.execute(_PARTS, {"variants": sorted(variants)}).scalars().all()
+    return [(t, [p for p in parts if t.word not in p
+                 and distance(t, p, OSA.distance) is not None]) for t in fuzzy]
+
+
+def shares_trigrams(name_key: str, fuzzy: list[NameTerm]) -> bool:
+    """The README's rule: the name shares three consecutive characters with each word
+    that may have a typo, or with it missing one letter."""
+    return all(any(g in name_key for g in fuzzy_trigrams(t.word)) for t in fuzzy)
 
 
 def edits_to_names(terms: list[NameTerm], names: list[tuple[int, str]]

@@ -71,8 +71,13 @@ class Backend:
     def name_params(self, terms: list[NameTerm]) -> dict[str, str]:
         return {}
 
-    def any_trigram(self, groups: list[list[str]]) -> list[ColumnElement[bool]]:
-        """Names holding one trigram of each group (the similar-names pass narrows by it)."""
+    def holding(self, groups: int) -> list[ColumnElement[bool]]:
+        """Names holding, for each of ``groups`` (a word and name parts, bound by
+        :meth:`holding_params`), the word inside a part or one of the parts whole: the
+        names the similar-names pass reads."""
+        raise NotImplementedError
+
+    def holding_params(self, groups: list[tuple[str, list[str]]]) -> dict[str, object]:
         raise NotImplementedError
 
     def bytes_order(self, expr: ColumnElement) -> ColumnElement:

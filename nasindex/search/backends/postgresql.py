@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import bindparam, or_
+from sqlalchemy import Text, bindparam, func, literal_column, or_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
@@ -18,6 +19,10 @@ from nasindex.search.limits import Deadline
 from nasindex.search.terms import NameTerm, escape_like, wildcard_regex
 
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement stopped by statement_timeout
+# A name's parts as an array: the expression of the GIN index ix_patient_name_parts,
+# spelled as in migration 0010 (literals, not parameters, or the index would not match).
+_SPACE = literal_column("' '")
+NAME_PARTS = func.string_to_array(func.btrim(Patient.name_key, _SPACE), _SPACE)
 
 
 def _contains(value) -> ColumnElement[bool]:
@@ -87,8 +92,18 @@ class PostgresBackend(Backend):
     def name_params(self, terms: list[NameTerm]) -> dict[str, str]:
         return dict(_runs(terms))
 
-    def any_trigram(self, groups: list[list[str]]) -> list[ColumnElement[bool]]:
-        return [or_(*(_contains(f"%{escape_like(t)}%") for t in g)) for g in groups]
+    def holding(self, groups: int) -> list[ColumnElement[bool]]:
+        # Parts whole through ix_patient_name_parts (migration 0010): one small posting
+        # list per part, where a LIKE ' part ' would read those of its trigrams.
+        return [or_(_contains(bindparam(f"hold{i}_word")),
+                    NAME_PARTS.op("&&")(bindparam(f"hold{i}_parts", type_=ARRAY(Text))))
+                for i in range(groups)]
+
+    def holding_params(self, groups: list[tuple[str, list[str]]]) -> dict[str, object]:
+        params: dict[str, object] = {}
+        for i, (word, parts) in enumerate(groups):
+            params |= {f"hold{i}_word": f"%{escape_like(word)}%", f"hold{i}_parts": parts}
+        return params
 
     def bytes_order(self, expr: ColumnElement) -> ColumnElement:
         # Its default collation orders by language rules; "C" compares code points.

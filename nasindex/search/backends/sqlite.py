@@ -124,9 +124,14 @@ class SqliteBackend(Backend):
                            f"t{i}_span": span_glob(t.word)}
         return params
 
-    def any_trigram(self, groups: list[list[str]]) -> list[ColumnElement[bool]]:
-        match = " AND ".join("(" + " OR ".join(map(phrase, g)) + ")" for g in groups)
-        return [fts_ids(literal(f"name_key : ({match})"))]
+    def holding(self, groups: int) -> list[ColumnElement[bool]]:
+        return [fts_ids(bindparam("holding", type_=String))]
+
+    def holding_params(self, groups: list[tuple[str, list[str]]]) -> dict[str, object]:
+        # A part whole is the phrase ' part ' (the name key pads every part with spaces).
+        match = " AND ".join("(" + " OR ".join(phrase(s) for s in (w, *(f" {p} " for p in ps)))
+                             + ")" for w, ps in groups)
+        return {"holding": f"name_key : ({match})"}
 
     def native_people(self, conn: Connection, plan: Plan, first: int
                       ) -> tuple[list[Candidate], list[Candidate], int] | None:
