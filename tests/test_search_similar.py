@@ -103,3 +103,33 @@ def test_similar_names_with_a_study_filter(people_index):
     assert [s.accession for s in found.patients[0].studies] == ["ACC-9"]
     assert search(people_index, SearchQuery(text="schmitt", modalities=["US"]),
                   scope=None).total == 0
+
+
+def test_sqlite_finds_each_patient_by_its_parts_whole(tmp_path):
+    """patient_part_fts (migration 0011) holds every patient under each part of its
+    name, kept through renames, as the search's part_token spells them."""
+    from nasindex.index.db import get_engine, migrate
+    from nasindex.search.backends.sqlite import part_token
+
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    migrate(url)
+    engine = get_engine(url)
+    pk = nas_pk(engine, "ct")
+    for n, pn in enumerate(TRICKY):
+        store.write_batch(engine, pk, records(f"T{n}", pn, "19700101", "F",
+                                              [("20240101", "CT", f"T{n}", 1)]))
+    store.write_batch(engine, pk, records("T0", "NOWAK^ANNA", "19700101", "F",
+                                          [("20240101", "CT", "T0", 1)]))  # renamed
+    names = {f"T{n}": pn for n, pn in enumerate(TRICKY)} | {"T0": "NOWAK^ANNA"}
+
+    def holders(part: str) -> set[str]:
+        with engine.connect() as conn:
+            return set(conn.execute(text(
+                "SELECT patient_id FROM patient WHERE id IN (SELECT rowid FROM "
+                "patient_part_fts WHERE patient_part_fts MATCH :t)"), {"t": part_token(part)}
+            ).scalars())
+
+    for part in {p for pn in [*TRICKY, "NOWAK^ANNA"] for p in name_key(pn).split()}:
+        assert holders(part) == {pid for pid, pn in names.items()
+                                 if part in name_key(pn).split()}, part
+    assert holders("o'brien") == set()  # the old name's parts hold it no more

@@ -106,37 +106,36 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 NAME_INDEX = "patient_rank_fts"  # SQLite's name index (migration 0005)
+PART_INDEX = "patient_part_fts"  # its patients by name part whole (migration 0011)
 MERGE_PAGES = 1000  # FTS5 leaf pages merged per step: one short write transaction each
 SEGMENTS_KEPT = 4  # past this many segments, the name index is merged into one
 
 
 def compact_name_index(engine: Engine) -> None:
-    """Merge SQLite's FTS5 name index into one segment without delete markers, once
-    it holds more than SEGMENTS_KEPT segments.
+    """Merge SQLite's FTS5 name indexes each into one segment without delete markers,
+    once it holds more than SEGMENTS_KEPT segments.
 
     Every write transaction adds a segment, and a changed or deleted patient leaves a
-    delete marker (the table is contentless): after a full run a name search read 18
+    delete marker (the tables are contentless): after a full run a name search read 18
     segments and 1.5x the data, 5-10x slower than on the merged index. A merge rewrites
     the whole index (about 1 s per 100,000 patients), so a run that adds a segment or
     two (a poll, an incremental sync) leaves it for later. Merging is done in steps of
     MERGE_PAGES (FTS5's 'merge' with a negative budget works until one segment is
     left), each its own transaction, so other writers wait for one step at most.
-    PostgreSQL's GIN index needs nothing here (autovacuum merges its pending list)."""
+    PostgreSQL's GIN indexes need nothing here (autovacuum merges their pending lists)."""
     if engine.dialect.name != "sqlite":
         return
-    with engine.connect() as conn:
-        segments = conn.scalar(text(f"SELECT count(DISTINCT segid) FROM {NAME_INDEX}_idx"))
-    if segments <= SEGMENTS_KEPT:
-        return
-    while True:
-        with engine.begin() as conn:
-            raw = conn.connection.driver_connection
-            before = raw.total_changes
-            raw.execute(f"INSERT INTO {NAME_INDEX}({NAME_INDEX}, rank) "
-                        f"VALUES ('merge', {-MERGE_PAGES})")
-            # The statement itself counts one change: more means a merge step was done.
-            if raw.total_changes - before <= 1:
-                return
+    for index in (NAME_INDEX, PART_INDEX):
+        with engine.connect() as conn:
+            segments = conn.scalar(text(f"SELECT count(DISTINCT segid) FROM {index}_idx"))
+        while segments > SEGMENTS_KEPT:
+            with engine.begin() as conn:
+                raw = conn.connection.driver_connection
+                before = raw.total_changes
+                raw.execute(f"INSERT INTO {index}({index}, rank) VALUES ('merge', {-MERGE_PAGES})")
+                # The statement itself counts one change: more means a merge step was done.
+                if raw.total_changes - before <= 1:
+                    break
 
 
 def alembic_config(url: str) -> AlembicConfig:

@@ -26,21 +26,24 @@ def similar(conn: Connection, plan: Plan, deadline: Deadline) -> list[Candidate]
     (the edits summed), and who share a trigram with each word that may have a typo.
 
     The parts within a word's budget are found among the distinct parts of all names
-    (:func:`near_parts`); then only the names holding such a part, or the word itself,
-    are read: a bounded read, however many names share a trigram with the word."""
+    (:func:`near_parts`). A similar name needs at least one edit, so it holds one of
+    those parts whole: only the names holding one are read (and, per word, only those
+    holding the word or a part near it), however many share a trigram with the word."""
     terms = plan.terms
     fuzzy = [t for t in terms if t.kind != "wildcard" and typo_budget(t.word)]
     if not fuzzy:
         return []
-    strict = Plan(plan.db, plan.q, [t for t in terms if t not in fuzzy], None, narrowed=True)
-    # Per word: the names holding it (as the exact rule) or one of its near parts whole.
     held = [(t.word, near) for t, near in near_parts(conn, fuzzy)]
+    if not any(near for _, near in held):
+        return []
+    strict = Plan(plan.db, plan.q, [t for t in terms if t not in fuzzy], None, narrowed=True)
     stmt = strict.statement(f"similar{len(held)}", lambda p: candidate_select(
         p, *p.db.holding(len(held))))
     found = [Candidate.from_row(r) for r in conn.execute(
         stmt, strict.params | plan.db.holding_params(held))]
     deadline.check()
-    names = [(c.pk, c.name_key) for c in found if shares_trigrams(c.name_key, fuzzy)]
+    trigrams = [fuzzy_trigrams(t.word) for t in fuzzy]
+    names = [(c.pk, c.name_key) for c in found if shares_trigrams(c.name_key, trigrams)]
     edits = {pk: total for pk, total in edits_to_names(terms, names) if total}
     kept = [c for c in found if c.pk in edits]
     for c in kept:
@@ -60,10 +63,11 @@ def near_parts(conn: Connection, fuzzy: list[NameTerm]) -> list[tuple[NameTerm, 
                  and distance(t, p, OSA.distance) is not None]) for t in fuzzy]
 
 
-def shares_trigrams(name_key: str, fuzzy: list[NameTerm]) -> bool:
+def shares_trigrams(name_key: str, trigrams: list[set[str]]) -> bool:
     """The README's rule: the name shares three consecutive characters with each word
-    that may have a typo, or with it missing one letter."""
-    return all(any(g in name_key for g in fuzzy_trigrams(t.word)) for t in fuzzy)
+    that may have a typo, or with it missing one letter (``trigrams``: their
+    :func:`fuzzy_trigrams`)."""
+    return all(any(g in name_key for g in word) for word in trigrams)
 
 
 def edits_to_names(terms: list[NameTerm], names: list[tuple[int, str]]

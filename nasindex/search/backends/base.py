@@ -72,9 +72,9 @@ class Backend:
         return {}
 
     def holding(self, groups: int) -> list[ColumnElement[bool]]:
-        """Names holding, for each of ``groups`` (a word and name parts, bound by
-        :meth:`holding_params`), the word inside a part or one of the parts whole: the
-        names the similar-names pass reads."""
+        """The names the similar-names pass reads: those holding one of the parts of any
+        of ``groups`` (a word and name parts, bound by :meth:`holding_params`) whole,
+        and for each group the word inside a part or one of its parts whole."""
         raise NotImplementedError
 
     def holding_params(self, groups: list[tuple[str, list[str]]]) -> dict[str, object]:

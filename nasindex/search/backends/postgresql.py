@@ -95,12 +95,13 @@ class PostgresBackend(Backend):
     def holding(self, groups: int) -> list[ColumnElement[bool]]:
         # Parts whole through ix_patient_name_parts (migration 0010): one small posting
         # list per part, where a LIKE ' part ' would read those of its trigrams.
-        return [or_(_contains(bindparam(f"hold{i}_word")),
-                    NAME_PARTS.op("&&")(bindparam(f"hold{i}_parts", type_=ARRAY(Text))))
-                for i in range(groups)]
+        def holders(name: str) -> ColumnElement[bool]:
+            return NAME_PARTS.op("&&")(bindparam(name, type_=ARRAY(Text)))
+        return [holders("hold"), *(or_(_contains(bindparam(f"hold{i}_word")),
+                                       holders(f"hold{i}_parts")) for i in range(groups))]
 
     def holding_params(self, groups: list[tuple[str, list[str]]]) -> dict[str, object]:
-        params: dict[str, object] = {}
+        params: dict[str, object] = {"hold": [p for _, ps in groups for p in ps]}
         for i, (word, parts) in enumerate(groups):
             params |= {f"hold{i}_word": f"%{escape_like(word)}%", f"hold{i}_parts": parts}
         return params

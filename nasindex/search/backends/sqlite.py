@@ -18,10 +18,16 @@ from sqlalchemy.sql import ColumnElement
 from nasindex.index.models import Patient
 from nasindex.search.backends import sqlite_rank, sqlite_studies
 from nasindex.search.backends.base import Backend
-from nasindex.search.backends.sqlite_rank import FTS, ID_MASK, name_match, phrase
+from nasindex.search.backends.sqlite_rank import FTS, ID_MASK, name_match
 from nasindex.search.limits import Deadline
 from nasindex.search.people import Candidate
-from nasindex.search.terms import NameTerm, any_part_matches, folded_match, glob_escape
+from nasindex.search.terms import (
+    NameTerm,
+    any_part_matches,
+    escape_like,
+    folded_match,
+    glob_escape,
+)
 
 if TYPE_CHECKING:
     from nasindex.search.plan import Plan
@@ -30,6 +36,14 @@ WILDCARD_FUNCTION = "nasindex_wildcard"  # any_part_matches, registered per sear
 DICOM_FUNCTION = "nasindex_dicom_match"  # folded_match, registered per search
 PROGRESS_STEPS = 5000  # SQLite virtual machine steps between two looks at the clock
 _FTS = table(FTS, column("rowid"), column(FTS))
+PARTS = "patient_part_fts"  # each patient under its name parts whole (migration 0011)
+_PARTS = table(PARTS, column("rowid"), column(PARTS))
+
+
+def part_token(part: str) -> str:
+    """A name part as patient_part_fts holds it: its UTF-8 in hexadecimal (the SQL
+    hex() of the triggers), which no tokenizer rule splits or folds."""
+    return part.encode().hex()
 
 
 def span_glob(word: str) -> str:
@@ -125,13 +139,24 @@ class SqliteBackend(Backend):
         return params
 
     def holding(self, groups: int) -> list[ColumnElement[bool]]:
-        return [fts_ids(bindparam("holding", type_=String))]
+        # A part whole: a token of patient_part_fts (migration 0011), whose doclist is
+        # its holders (the phrase ' part ' would read the doclists of its common
+        # trigrams). They drive; the word inside a part is checked on the rows they give.
+        def holders(name: str) -> ColumnElement[bool]:
+            return Patient.id.in_(select(_PARTS.c.rowid).where(
+                _PARTS.c[PARTS].op("MATCH")(bindparam(name, type_=String))))
+        return [holders("hold"), *(or_(Patient.name_key.like(bindparam(f"hold{i}_word"),
+                                                             escape="\\"),
+                                       holders(f"hold{i}_parts")) for i in range(groups))]
 
     def holding_params(self, groups: list[tuple[str, list[str]]]) -> dict[str, object]:
-        # A part whole is the phrase ' part ' (the name key pads every part with spaces).
-        match = " AND ".join("(" + " OR ".join(phrase(s) for s in (w, *(f" {p} " for p in ps)))
-                             + ")" for w, ps in groups)
-        return {"holding": f"name_key : ({match})"}
+        def tokens(parts: list[str]) -> str:
+            return " OR ".join(map(part_token, parts)) or "x"  # 'x': no hex token, no one
+        params: dict[str, object] = {"hold": tokens([p for _, ps in groups for p in ps])}
+        for i, (word, parts) in enumerate(groups):
+            params |= {f"hold{i}_word": f"%{escape_like(word)}%",
+                       f"hold{i}_parts": tokens(parts)}
+        return params
 
     def native_people(self, conn: Connection, plan: Plan, first: int
                       ) -> tuple[list[Candidate], list[Candidate], int] | None:
