@@ -8,7 +8,7 @@ matches per NAS and without the records that may link.
 
 The first statement reads the index only: the lone records that match (up to
 COUNT_LIMIT + 1) and the records that may link, each FTS5 query read once, in the
-index's own order. Up to COUNT_LIMIT lone ones: the second statement ranks them (with
+index's own order. Up to RANKED_AMONG lone ones: the second statement ranks them (with
 the flagged ones, for the caller's grouping) and reads only the best page. More: the
 index is read backwards class by class (the rowid says the order but for records of one
 day: NAS, then Patient ID, read when the page ends among them), and then the page's
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, text, union_all
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
@@ -46,6 +46,9 @@ LINKED = ' AND tags : "LNK"'
 COLUMNS = ("patient.id, nas.name, patient.patient_id, patient.name_key, "
            "patient.birth_date, patient.latest_study, 0, patient.patient_name, patient.sex, "
            "patient.may_link")  # as Candidate.from_row reads them
+# Lone matches ranked by reading each record (about 2 us each); past this many, reading
+# the index backwards class by class, which stops after a page, costs less.
+RANKED_AMONG = 250
 _NAMED = SQLiteDialect_pysqlite(paramstyle="named")
 _CHECKS: dict[tuple, str] = {}  # per plan shape, compiled once
 
@@ -92,33 +95,32 @@ def people(conn: Connection, plan: Plan, first: int) -> Found:
     values = {**plan.params, "lone": plan.params["fts"] + tags + LONE,
               "linked": plan.params["fts"] + tags + LINKED,
               "count_limit": COUNT_LIMIT + 1, "flagged_limit": FLAGGED_LIMIT + 1}
-    lone: list[int] = []
-    linked: list[int] = []
-    for kind, rowid in raw.execute(_matches_sql(check), values):
-        (linked if kind else lone).append(rowid & ID_MASK)
-    if len(lone) > COUNT_LIMIT:  # many: the best of each class, read latest first
+    # Lone, then flagged: how many, and their patient ids as a JSON list (passed on).
+    (_, n_lone, lone), (_, n_linked, linked) = sorted(raw.execute(_matches_sql(check),
+                                                                  values))
+    if n_lone > RANKED_AMONG:  # many: the best of each class, read latest first
         top, tie = _walk(raw, plan, first, values, check, tags)
-        values["ids"] = json.dumps([r & ID_MASK for r in top] + linked)
+        values |= {"ids": json.dumps([r & ID_MASK for r in top]), "linked_ids": linked}
         cands = [Candidate.from_row(r) for r in raw.execute(_rows_sql(tie, check), values)]
         for c in cands:  # the score the classes give, from the same rule
             c.score = plan.terms[0].score(c.name_key.split())
     else:  # few: the flagged ones and the best lone ones, ranked among them
         cands = [Candidate.from_row(r) for r in conn.execute(
             plan.statement("ranked", _ranked),
-            plan.params | {"ids": json.dumps(lone + linked), "n": first + len(linked)})]
-    return [c for c in cands if not c.may_link], [c for c in cands if c.may_link], len(lone)
+            plan.params | {"ids": lone, "linked_ids": linked, "n": first + n_linked})]
+    return [c for c in cands if not c.may_link], [c for c in cands if c.may_link], n_lone
 
 
 def _ranked(plan: Plan) -> Select:
-    """The records ``:ids`` (a JSON list of patient ids): those that may link, then the
-    best ``:n`` in all, in rank order."""
-    ids = func.json_each(bindparam("ids")).table_valued("value")
-    score = plan.score()
+    """The records ``:ids`` and ``:linked_ids`` (JSON lists of patient ids): those that
+    may link, then the best ``:n`` in all, in rank order."""
+    score = plan.score().label("score")
     return (select(Patient.id, Nas.name, Patient.patient_id, Patient.name_key,
                    Patient.birth_date, Patient.latest_study, score, Patient.patient_name,
                    Patient.sex, Patient.may_link)
-            .join_from(ids, Patient, Patient.id == ids.c.value)
             .join(Nas, Nas.id == Patient.nas_id)
+            .where(Patient.id.in_(union_all(*(select(text("value")).select_from(
+                func.json_each(bindparam(ids))) for ids in ("ids", "linked_ids")))))
             .order_by(Patient.may_link.desc(), score.desc(),
                       func.coalesce(Patient.latest_study, "").desc(), Nas.name,
                       Patient.patient_id)
@@ -127,38 +129,24 @@ def _ranked(plan: Plan) -> Select:
 
 def _walk(raw: sqlite3.Connection, plan: Plan, first: int, values: dict, check: str,
           tags: str) -> tuple[list[int], bool]:
-    """The rowids of the best ``first`` lone records, class by class, latest first, and
-    whether the page ends among records of one day (``values`` then say which)."""
-    classes = score_classes(plan.terms[0])
-    values |= {f"c{i}": match + tags + LONE for i, (_, match) in enumerate(classes)}
-    walks: list[list[int]] = [[] for _ in classes]
-    for kind, rowid in raw.execute(_walk_sql(len(classes), check), values | {"n": first + 1}):
-        walks[kind].append(rowid)
-    top, tie = _page(walks, first)
-    if tie is None:
-        return top, False
-    i, day, need = tie
-    values |= {"tie": values[f"c{i}"], "lo": day << ID_BITS, "hi": day << ID_BITS | ID_MASK,
-               "tie_n": need}
-    return top, True
-
-
-def _page(walks: list[list[int]], first: int
-          ) -> tuple[list[int], tuple[int, int, int] | None]:
-    """The rowids of the best ``first`` lone records, class by class, latest first; and
-    when the page ends among records of one day: (class, day, how many of it)."""
+    """The rowids of the best ``first`` lone records, class by class (each read latest
+    first, until the page is full), and whether the page ends among records of one day
+    (``values`` then say which)."""
     top: list[int] = []
-    for i, rowids in enumerate(walks):
-        rowids.sort(reverse=True)
+    for i, (_, match) in enumerate(score_classes(plan.terms[0])):
         need = first - len(top)
+        values[f"c{i}"] = match + tags + LONE
+        rowids = [r for (r,) in raw.execute(_walk_sql(i, check), values | {"n": need + 1})]
         if len(rowids) > need and rowids[need] >> ID_BITS == rowids[need - 1] >> ID_BITS:
-            day = rowids[need - 1] >> ID_BITS
+            day = rowids[need - 1] >> ID_BITS  # the order within it is NAS, Patient ID
             before = [r for r in rowids if r >> ID_BITS > day]
-            return top + before, (i, day, need - len(before))
+            values |= {"tie": values[f"c{i}"], "lo": day << ID_BITS,
+                       "hi": day << ID_BITS | ID_MASK, "tie_n": need - len(before)}
+            return top + before, True
         top += rowids[:need]
         if len(top) >= first:
             break
-    return top, None
+    return top, False
 
 
 def _nas_tags(raw: sqlite3.Connection, nas: Sequence[str]) -> str:
@@ -192,26 +180,27 @@ def _hits(match: str, check: str, tail: str) -> str:
 
 @cache
 def _matches_sql(check: str) -> str:
-    """(0, rowid) per lone match (up to ``:count_limit``), (1, rowid) per match that may
-    link (up to ``:flagged_limit``)."""
-    return (f"SELECT 0, r FROM ({_hits('lone', check, ' LIMIT :count_limit')}) UNION ALL "
-            f"SELECT 1, r FROM ({_hits('linked', check, ' LIMIT :flagged_limit')})")
+    """(0, how many, their patient ids) of the lone matches (up to ``:count_limit``),
+    (1, ...) of the matches that may link (up to ``:flagged_limit``)."""
+    return " UNION ALL ".join(
+        f"SELECT {kind}, count(*), json_group_array(r & {ID_MASK}) FROM "
+        f"({_hits(match, check, f' LIMIT :{limit}')})"
+        for kind, match, limit in ((0, "lone", "count_limit"), (1, "linked", "flagged_limit")))
 
 
 @cache
-def _walk_sql(classes: int, check: str) -> str:
-    """(class, rowid) for the first ``:n`` of each class, latest first."""
-    latest = f" ORDER BY {FTS}.rowid DESC LIMIT :n"
-    return " UNION ALL ".join(f"SELECT {i}, r FROM ({_hits(f'c{i}', check, latest)})"
-                              for i in range(classes))
+def _walk_sql(i: int, check: str) -> str:
+    """The first ``:n`` rowids of class ``i`` (FTS5 query ``:c<i>``), latest first."""
+    return _hits(f"c{i}", check, f" ORDER BY {FTS}.rowid DESC LIMIT :n")
 
 
 @cache
 def _rows_sql(tie: bool, check: str) -> str:
-    """The records ``:ids`` (a JSON list); with ``tie``, the first ``:tie_n`` of one day
-    of a class (rowids ``:lo``-``:hi``) by NAS and Patient ID."""
+    """The records ``:ids`` and ``:linked_ids`` (JSON lists); with ``tie``, the first
+    ``:tie_n`` of one day of a class (rowids ``:lo``-``:hi``) by NAS and Patient ID."""
     sql = (f"SELECT {COLUMNS} FROM patient JOIN nas ON nas.id = patient.nas_id "
-           "WHERE patient.id IN (SELECT value FROM json_each(:ids))")
+           "WHERE patient.id IN (SELECT value FROM json_each(:ids) "
+           "UNION ALL SELECT value FROM json_each(:linked_ids))")
     if not tie:
         return sql
     day = _hits("tie", check, f" AND {FTS}.rowid BETWEEN :lo AND :hi")
