@@ -152,7 +152,9 @@ def _found(conn: Connection, plan: Plan, first: int) -> Found:
     flagged = [Candidate.from_row(r) for r in read(conn, plan, "flagged", _flagged)]
     if len(flagged) > FLAGGED_LIMIT:
         return [], flagged, 0
-    count = conn.scalar(plan.statement("lone_count", _lone_count), plan.params)
+    # Over COUNT_LIMIT lone ones among the first matches already: no need to count.
+    count = (rows[0].n_lone if rows[0].n_lone > COUNT_LIMIT
+             else conn.scalar(plan.statement("lone_count", _lone_count), plan.params))
     if count <= COUNT_LIMIT:  # ranked whole, a sort of at most COUNT_LIMIT rows
         rows = read(conn, plan, "lone_top", _lone_top, first=first)
         return [Candidate.from_row(r) for r in rows], flagged, count

@@ -122,7 +122,7 @@ class Plan:
         q, conds = self.q, []
         if self.ident:
             # A union, not an OR: each branch keeps its own index on both databases.
-            conds.append(Patient.id.in_(union(
+            conds.append(self.db.one_of(Patient.id, union(
                 select(Patient.id).where(self._id_prefix("id")),
                 select(Study.patient_pk).where(
                     Study.accession_number.in_(bindparam("id_acc", expanding=True))))))

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 
 from nasindex.search.limits import Deadline
 from nasindex.search.terms import NameTerm
@@ -27,6 +27,12 @@ class Backend:
     """The database-specific parts of search. Subclasses: one per SQLAlchemy dialect."""
 
     dialect: str
+
+    def one_of(self, column: ColumnElement, keys: Select | CompoundSelect
+               ) -> ColumnElement[bool]:
+        """``column`` is one of ``keys`` (a subquery of a few rows), looked up in the
+        index of ``column``."""
+        return column.in_(keys)
 
     def prefix(self, expr: ColumnElement[str], value: str) -> ColumnElement[bool]:
         """``expr`` starts with ``value`` (equal included), served by its index."""
