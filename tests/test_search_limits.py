@@ -119,7 +119,11 @@ def test_a_search_past_its_time_limit_is_stopped(engine):
     with (engine.connect() as conn, pytest.raises(SearchTimeout),
           backend(conn).bounded(conn, Deadline.after(0.5))):
         conn.execute(text(endless))
-    assert time.perf_counter() - start < 3.0
+    if engine.dialect.name == "sqlite":  # name search runs some on the driver's connection
+        with (engine.connect() as conn, pytest.raises(SearchTimeout),
+              backend(conn).bounded(conn, Deadline.after(0.5))):
+            conn.connection.driver_connection.execute(endless).fetchall()
+    assert time.perf_counter() - start < 4.0
     assert _ids(engine, "jane doe")  # and the next search runs as usual
 
 
