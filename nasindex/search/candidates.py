@@ -160,13 +160,17 @@ def _found(conn: Connection, plan: Plan, first: int) -> Found:
         return [Candidate.from_row(r) for r in rows], flagged, count
     top: list[Candidate] = []
     classes = plan.score_classes()
+    seen = 0  # lone matches in the classes read before
     for score in classes:
         need = first - len(top)
-        # A lone class holds every lone match, more than COUNT_LIMIT: walk it at once.
-        rows = (read(conn, plan, f"class{score}", _lone_class(score, True), first=need)
-                if len(classes) > 1 else None)
+        # The last class holds every lone match the others did not: when that is more
+        # than COUNT_LIMIT (a lone class; every other one empty), walk it at once.
+        rows = (None if score == classes[-1] and count - seen > COUNT_LIMIT else
+                read(conn, plan, f"class{score}", _lone_class(score, True), first=need))
         if rows is None or (rows and rows[0].n_all > COUNT_LIMIT):
             rows = read(conn, plan, f"walk{score}", _lone_class(score, False), first=need)
+        elif rows:
+            seen += rows[0].n_all
         top += [Candidate.from_row(r) for r in rows]
         if len(top) >= first:
             break
