@@ -22,37 +22,33 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from nasindex.index.models import Nas, Patient, Study
 from nasindex.search.limits import COUNT_LIMIT, FLAGGED_LIMIT
-from nasindex.search.people import Candidate, group, rank
+from nasindex.search.people import KEYS, SHOWN, Candidate, Found, group, rank
 from nasindex.search.plan import Plan
-
-Found = tuple[list[Candidate], list[Candidate], int]  # best lone, flagged, lone count
 
 
 def candidate_select(plan: Plan, *extra_where: ColumnElement[bool],
                      lone: bool | None = None) -> Select:
     """The plan's matching records, one row each, in the columns Candidate.from_row
     reads."""
-    cols = (Patient.id, Nas.name, Patient.patient_id, Patient.name_key, Patient.birth_date)
-    shown = (Patient.patient_name, Patient.sex, Patient.may_link)
     where = [*plan.patient_conditions(), *extra_where]
     if lone is not None:
         # Bare ``may_link`` (SQLite: "= 1") is the WHERE of ix_patient_flagged: a probe in
         # that small index, not a read of the row, tells whether a record is flagged.
         where.append(~Patient.may_link if lone else Patient.may_link)
     score = plan.score().label("score")
-    base = select(*cols).join(Nas, Nas.id == Patient.nas_id)
+    base = select(*KEYS).join(Nas, Nas.id == Patient.nas_id)
     if plan.by_study and plan.by_patient:  # few patients: their studies, latest among them
         latest = func.max(Study.study_date).label("latest")
         return (base.join(Study, and_(Study.patient_pk == Patient.id,
                                       *plan.study_conditions()))
-                .add_columns(latest, score, *shown).where(*where).group_by(*cols, *shown))
+                .add_columns(latest, score, *SHOWN).where(*where).group_by(*KEYS, *SHOWN))
     if plan.by_study:  # driven by the studies: grouped by patient before a row is read
         studies = (select(Study.patient_pk, func.max(Study.study_date).label("latest"))
                    .where(*plan.study_conditions()).group_by(Study.patient_pk).subquery())
         return (base.join(studies, studies.c.patient_pk == Patient.id)
-                .add_columns(studies.c.latest, score, *shown).where(*where))
+                .add_columns(studies.c.latest, score, *SHOWN).where(*where))
     # The patient's latest study is kept in its row (migration 0003): no seek per record.
-    return base.add_columns(Patient.latest_study.label("latest"), score, *shown).where(*where)
+    return base.add_columns(Patient.latest_study.label("latest"), score, *SHOWN).where(*where)
 
 
 def _rank_order(plan: Plan, score, latest, nas, patient_id, by_score: bool = True) -> list:

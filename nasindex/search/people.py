@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_
 from sqlalchemy.sql import ColumnElement
 
-from nasindex.index.models import Patient
+from nasindex.index.models import Nas, Patient
 
 
 @dataclass(slots=True)
@@ -39,6 +39,19 @@ class Candidate:
         pk, nas, pid, key, birth, latest, row_score, name, sex, flag = row[:10]
         return cls(pk, nas, pid, key, birth, latest, row_score if score is None else score,
                    patient_name=name, sex=sex, may_link=bool(flag))
+
+
+# The columns of a candidate row, as Candidate.from_row reads them: these, the latest
+# study and the score, then SHOWN (``nas`` is joined as Nas).
+KEYS = (Patient.id, Nas.name, Patient.patient_id, Patient.name_key, Patient.birth_date)
+SHOWN = (Patient.patient_name, Patient.sex, Patient.may_link)
+
+Found = tuple[list[Candidate], list[Candidate], int]  # best lone, flagged, lone count
+
+
+def candidate_columns(latest: ColumnElement, score: ColumnElement) -> tuple:
+    """Every column of a candidate row, in Candidate.from_row's order."""
+    return (*KEYS, latest, score, *SHOWN)
 
 
 @dataclass(frozen=True)

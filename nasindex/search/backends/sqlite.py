@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import ColumnElement
 
+from nasindex.index.db import PART_INDEX as PARTS
 from nasindex.index.models import Patient
 from nasindex.search.backends import sqlite_rank, sqlite_studies
 from nasindex.search.backends.base import Backend
@@ -36,7 +37,6 @@ WILDCARD_FUNCTION = "nasindex_wildcard"  # any_part_matches, registered per sear
 DICOM_FUNCTION = "nasindex_dicom_match"  # folded_match, registered per search
 PROGRESS_STEPS = 5000  # SQLite virtual machine steps between two looks at the clock
 _FTS = table(FTS, column("rowid"), column(FTS))
-PARTS = "patient_part_fts"  # each patient under its name parts whole (migration 0011)
 _PARTS = table(PARTS, column("rowid"), column(PARTS))
 
 

@@ -25,34 +25,33 @@ from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, func, select, text, union_all
+from sqlalchemy import bindparam, func, literal_column, select, text, union_all
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
+from nasindex.index.db import NAME_INDEX as FTS
 from nasindex.index.models import Nas, Patient
 from nasindex.search.limits import COUNT_LIMIT, FLAGGED_LIMIT
-from nasindex.search.people import Candidate
+from nasindex.search.people import Candidate, Found, candidate_columns
 from nasindex.search.terms import NameTerm
 
 if TYPE_CHECKING:
     from nasindex.search.plan import Plan
 
-FTS = "patient_rank_fts"
 ID_BITS = 32  # the low bits of a rowid: the patient id; above them the latest study
 ID_MASK = (1 << ID_BITS) - 1
 LONE = ' NOT tags : "LNK"'  # records that may not link
 LINKED = ' AND tags : "LNK"'
-COLUMNS = ("patient.id, nas.name, patient.patient_id, patient.name_key, "
-           "patient.birth_date, patient.latest_study, 0, patient.patient_name, patient.sex, "
-           "patient.may_link")  # as Candidate.from_row reads them
 # Lone matches ranked by reading each record (about 2 us each); past this many, reading
 # the index backwards class by class, which stops after a page, costs less.
 RANKED_AMONG = 250
 _NAMED = SQLiteDialect_pysqlite(paramstyle="named")
+# A candidate row's columns, for the statements written as SQL text below.
+COLUMNS = ", ".join(str(c.compile(dialect=_NAMED))
+                    for c in candidate_columns(Patient.latest_study, literal_column("0")))
 _CHECKS: dict[tuple, str] = {}  # per plan shape, compiled once
 
-Found = tuple[list[Candidate], list[Candidate], int]  # best lone, flagged, lone count
 
 
 def phrase(s: str) -> str:
@@ -115,9 +114,7 @@ def _ranked(plan: Plan) -> Select:
     """The records ``:ids`` and ``:linked_ids`` (JSON lists of patient ids): those that
     may link, then the best ``:n`` in all, in rank order."""
     score = plan.score().label("score")
-    return (select(Patient.id, Nas.name, Patient.patient_id, Patient.name_key,
-                   Patient.birth_date, Patient.latest_study, score, Patient.patient_name,
-                   Patient.sex, Patient.may_link)
+    return (select(*candidate_columns(Patient.latest_study, score))
             .join(Nas, Nas.id == Patient.nas_id)
             .where(Patient.id.in_(union_all(*(select(text("value")).select_from(
                 func.json_each(bindparam(ids))) for ids in ("ids", "linked_ids")))))

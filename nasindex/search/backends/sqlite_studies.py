@@ -32,9 +32,8 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.util import ClauseAdapter
 
 from nasindex.index.models import Nas, Patient, Study
-from nasindex.search.backends.sqlite_rank import Found
 from nasindex.search.limits import COUNT_LIMIT, FLAGGED_LIMIT
-from nasindex.search.people import Candidate
+from nasindex.search.people import KEYS, SHOWN, Candidate, Found
 
 if TYPE_CHECKING:
     from nasindex.search.plan import Plan
@@ -122,15 +121,14 @@ def _rows(plan: Plan, day: str | None) -> Select:
     latest = (select(func.max(Study.study_date))
               .where(Study.patient_pk == Patient.id, *plan.study_conditions()).scalar_subquery())
     ids = func.json_each(bindparam("ids")).table_valued("value")
-    cols = (Patient.id, Nas.name, Patient.patient_id, Patient.name_key, Patient.birth_date)
-    shown = (literal(0), Patient.patient_name, Patient.sex, Patient.may_link)
-    rows = (select(*cols, latest, *shown).join_from(ids, Patient, Patient.id == ids.c.value)
+    rows = (select(*KEYS, latest, literal(0), *SHOWN)
+            .join_from(ids, Patient, Patient.id == ids.c.value)
             .join(Nas, Nas.id == Patient.nas_id))
     if day is None:
         return rows
     on_day = (Study.study_date == bindparam("day") if day
               else func.coalesce(Study.study_date, "") == "")
-    tied = (select(*cols, Study.study_date, *shown).select_from(Study)
+    tied = (select(*KEYS, Study.study_date, literal(0), *SHOWN).select_from(Study)
             .join(Patient, Patient.id == Study.patient_pk).join(Nas, Nas.id == Patient.nas_id)
             .where(*_met(plan), on_day).order_by(Nas.name, Patient.patient_id)
             .limit(bindparam("tie_n", type_=Integer)).subquery())
