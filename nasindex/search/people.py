@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import and_, or_
 from sqlalchemy.sql import ColumnElement
@@ -46,12 +47,20 @@ class Candidate:
 KEYS = (Patient.id, Nas.name, Patient.patient_id, Patient.name_key, Patient.birth_date)
 SHOWN = (Patient.patient_name, Patient.sex, Patient.may_link)
 
+Day = TypeVar("Day")  # a walk's day: YYYYMMDD text, or the high bits of a rowid
 Found = tuple[list[Candidate], list[Candidate], int]  # best lone, flagged, lone count
 
 
 def candidate_columns(latest: ColumnElement, score: ColumnElement) -> tuple:
     """Every column of a candidate row, in Candidate.from_row's order."""
     return (*KEYS, latest, score, *SHOWN)
+
+
+def tied_day(days: Sequence[Day], n: int) -> Day | None:
+    """The day the first ``n`` of a walk latest first end on, when the next one has that
+    day too: the page ends among records of one day, which rank by NAS and Patient ID,
+    an order the walk does not know. None when the page ends cleanly."""
+    return days[n - 1] if len(days) > n and days[n] == days[n - 1] else None
 
 
 @dataclass(frozen=True)

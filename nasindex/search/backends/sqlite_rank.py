@@ -33,7 +33,7 @@ from sqlalchemy.sql import Select
 from nasindex.index.db import NAME_INDEX as FTS
 from nasindex.index.models import Nas, Patient
 from nasindex.search.limits import COUNT_LIMIT, FLAGGED_LIMIT
-from nasindex.search.people import Candidate, Found, candidate_columns
+from nasindex.search.people import Candidate, Found, candidate_columns, tied_day
 from nasindex.search.terms import NameTerm
 
 if TYPE_CHECKING:
@@ -134,8 +134,8 @@ def _walk(raw: sqlite3.Connection, plan: Plan, first: int, values: dict, check: 
         need = first - len(top)
         values[f"c{i}"] = match + tags + LONE
         rowids = [r for (r,) in raw.execute(_walk_sql(i, check), values | {"n": need + 1})]
-        if len(rowids) > need and rowids[need] >> ID_BITS == rowids[need - 1] >> ID_BITS:
-            day = rowids[need - 1] >> ID_BITS  # the order within it is NAS, Patient ID
+        day = tied_day([r >> ID_BITS for r in rowids], need)
+        if day is not None:
             before = [r for r in rowids if r >> ID_BITS > day]
             values |= {"tie": values[f"c{i}"], "lo": day << ID_BITS,
                        "hi": day << ID_BITS | ID_MASK, "tie_n": need - len(before)}

@@ -33,7 +33,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 
 from nasindex.index.models import Nas, Patient, Study
 from nasindex.search.limits import COUNT_LIMIT, FLAGGED_LIMIT
-from nasindex.search.people import KEYS, SHOWN, Candidate, Found
+from nasindex.search.people import KEYS, SHOWN, Candidate, Found, tied_day
 
 if TYPE_CHECKING:
     from nasindex.search.plan import Plan
@@ -60,10 +60,8 @@ def people(conn: Connection, plan: Plan, first: int) -> Found:
             count = pk
         else:
             flagged.append(pk)
-    day = None
-    if len(walked) > first and _blank(walked[first][1]) == _blank(walked[first - 1][1]):
-        # The page ends among patients of one day: those come by NAS and Patient ID.
-        day = _blank(walked[first - 1][1])
+    day = tied_day([_blank(d) for _, d in walked], first)
+    if day is not None:  # those of that day come by NAS and Patient ID
         walked = [(pk, d) for pk, d in walked if _blank(d) > day]
     values = {"ids": json.dumps([pk for pk, _ in walked[:first]] + flagged)}
     if day is not None:
