@@ -173,7 +173,10 @@ def test_nasindex_watch_indexes_a_new_study_and_a_stop_signal_ends_it_said(tmp_p
     proc = start_cli("--config", str(s.path), "watch", "ct", cwd=tmp_path)
     try:
         assert "watching ct" in proc.stdout.readline()
-        write_tree(root / "late", demo_patients(3, slices=2)[2:], size=16)
+        # Written beside the share, then moved in at once: a poll between the two files
+        # of a copy would index them in two polls (right, but not this test's point).
+        write_tree(tmp_path / "staging", demo_patients(3, slices=2)[2:], size=16)
+        (tmp_path / "staging").rename(root / "late")
         assert "poll indexed new 2" in proc.stdout.readline()  # printed once committed
         assert _present(s, "PAT00003") == 2
         proc.send_signal(signal.SIGTERM)
